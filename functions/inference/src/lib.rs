@@ -1,0 +1,45 @@
+//! POST /api/v1/inference: one chat completion, answered as one JSON body.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::{HeaderMap, StatusCode, header};
+use llm_proxy_shared::openrouter::forward_generation_id;
+use llm_proxy_shared::validation::validate_chat_request;
+use llm_proxy_shared::{ApiError, AppState, JsonBody};
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/api/v1/inference", post(inference))
+        .with_state(state)
+}
+
+async fn inference(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: JsonBody,
+) -> Result<Response, ApiError> {
+    let request = validate_chat_request(&body.value)?;
+    if request.stream == Some(true) {
+        return Err(ApiError::validation(
+            "stream",
+            "This endpoint answers with one JSON body; for Server-Sent Events use POST /api/v1/inference/stream \
+             (or POST /api/v1/chat/completions with \"stream\": true)",
+        ));
+    }
+    // The caller's bytes go upstream as they came, so fields the proxy has never
+    // heard of arrive exactly as written.
+    let answer = app.openrouter.chat(body.raw, &headers).await?;
+    tracing::info!(model = %request.model, "inference answered");
+    let mut response = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        answer.body,
+    )
+        .into_response();
+    forward_generation_id(response.headers_mut(), answer.generation_id);
+    Ok(response)
+}

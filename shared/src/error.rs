@@ -1,0 +1,269 @@
+//! `ApiError`: every failure the proxy can answer with, and its one wire shape
+//! (SPEC §2). Handlers return `Result<_, ApiError>`; nothing else builds error bodies.
+
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+/// The `type` field of the wire shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    Validation,
+    NotFound,
+    RateLimit,
+    OpenRouter,
+    Timeout,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Validation => "validation",
+            Self::NotFound => "not_found",
+            Self::RateLimit => "rate_limit",
+            Self::OpenRouter => "openrouter",
+            Self::Timeout => "timeout",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation error on {field}: {message}")]
+    Validation { field: String, message: String },
+
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+
+    #[error("request body must be JSON")]
+    UnsupportedMediaType,
+
+    #[error("{message}")]
+    NotFound { message: String },
+
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+
+    #[error("rate limit spent")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
+
+    /// OpenRouter answered with an error, or not in a form the proxy can pass on.
+    #[error("openrouter error (upstream status {upstream_status:?}): {message}")]
+    OpenRouter {
+        status: StatusCode,
+        message: String,
+        upstream_status: Option<u16>,
+        upstream_message: Option<String>,
+        metadata: Option<Value>,
+        retry_after: Option<HeaderValue>,
+    },
+
+    #[error("OpenRouter did not answer within {timeout_ms} ms")]
+    Timeout { timeout_ms: u64 },
+
+    #[error("{message}")]
+    Unavailable { message: String },
+
+    /// A bug. The message on the wire says nothing of internals; the cause is logged.
+    #[error("internal error: {cause}")]
+    Internal { cause: String },
+}
+
+impl ApiError {
+    pub fn validation(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Validation {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::NotFound {
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(cause: impl Into<String>) -> Self {
+        Self::Internal {
+            cause: cause.into(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation { .. } => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::NotFound { .. } => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::OpenRouter { status, .. } => *status,
+            Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn error_type(&self) -> ErrorType {
+        match self {
+            Self::Validation { .. } | Self::PayloadTooLarge { .. } | Self::UnsupportedMediaType => {
+                ErrorType::Validation
+            }
+            Self::NotFound { .. } | Self::MethodNotAllowed { .. } => ErrorType::NotFound,
+            Self::RateLimited { .. } => ErrorType::RateLimit,
+            Self::OpenRouter { .. } => ErrorType::OpenRouter,
+            Self::Timeout { .. } => ErrorType::Timeout,
+            Self::Unavailable { .. } => ErrorType::Unavailable,
+            Self::Internal { .. } => ErrorType::Internal,
+        }
+    }
+
+    /// The `error` object of the wire shape; also what a stream's final error event
+    /// and a WebSocket `error` message carry.
+    pub fn error_object(&self) -> Value {
+        let (message, details) = match self {
+            Self::Validation { field, message } => (
+                "Validation error".to_owned(),
+                Some(json!({ "field": field, "message": message })),
+            ),
+            Self::PayloadTooLarge { limit } => (
+                "Request body too large".to_owned(),
+                Some(
+                    json!({ "field": "body", "message": format!("The body must be at most {limit} bytes") }),
+                ),
+            ),
+            Self::UnsupportedMediaType => (
+                "Unsupported media type".to_owned(),
+                Some(
+                    json!({ "field": "content-type", "message": "Content-Type must be application/json" }),
+                ),
+            ),
+            Self::NotFound { message } | Self::Unavailable { message } => (message.clone(), None),
+            Self::MethodNotAllowed { method, path } => {
+                (format!("Method {method} is not allowed on {path}"), None)
+            }
+            Self::RateLimited {
+                message,
+                retry_after_secs,
+            } => (
+                message.clone(),
+                Some(json!({ "retry_after": retry_after_secs })),
+            ),
+            Self::OpenRouter {
+                message,
+                upstream_status,
+                upstream_message,
+                metadata,
+                ..
+            } => {
+                let mut details = serde_json::Map::new();
+                if let Some(status) = upstream_status {
+                    details.insert("status".into(), json!(status));
+                }
+                if let Some(upstream_message) = upstream_message {
+                    details.insert("message".into(), json!(upstream_message));
+                }
+                if let Some(metadata) = metadata {
+                    details.insert("metadata".into(), metadata.clone());
+                }
+                (
+                    message.clone(),
+                    (!details.is_empty()).then_some(Value::Object(details)),
+                )
+            }
+            Self::Timeout { timeout_ms } => (
+                format!("OpenRouter did not answer within {timeout_ms} ms"),
+                None,
+            ),
+            Self::Internal { .. } => ("Internal server error".to_owned(), None),
+        };
+        let mut object = json!({
+            "code": self.status().as_u16(),
+            "message": message,
+            "type": self.error_type().as_str(),
+        });
+        if let (Some(details), Some(map)) = (details, object.as_object_mut()) {
+            map.insert("details".into(), details);
+        }
+        object
+    }
+
+    /// The whole wire body: `{"error": {...}}`.
+    pub fn body(&self) -> Value {
+        json!({ "error": self.error_object() })
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+        } else {
+            tracing::info!(status = status.as_u16(), error = %self, "request rejected");
+        }
+        let mut response = (status, axum::Json(self.body())).into_response();
+        let headers = response.headers_mut();
+        match &self {
+            Self::RateLimited {
+                retry_after_secs, ..
+            } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            Self::OpenRouter {
+                retry_after: Some(value),
+                ..
+            } => {
+                headers.insert(header::RETRY_AFTER, value.clone());
+            }
+            _ => {}
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_error_has_the_spec_shape() {
+        let body = ApiError::validation("model", "Model is required").body();
+        assert_eq!(
+            body,
+            json!({"error": {"code": 400, "message": "Validation error", "type": "validation",
+                             "details": {"field": "model", "message": "Model is required"}}})
+        );
+    }
+
+    #[test]
+    fn internal_error_hides_its_cause() {
+        let body = ApiError::internal("db password is hunter2")
+            .body()
+            .to_string();
+        assert!(!body.contains("hunter2"), "{body}");
+        assert!(body.contains("\"internal\""), "{body}");
+    }
+
+    #[test]
+    fn openrouter_429_keeps_retry_after() {
+        let response = ApiError::OpenRouter {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            message: "OpenRouter rate limit".into(),
+            upstream_status: Some(429),
+            upstream_message: Some("Rate limit exceeded".into()),
+            metadata: None,
+            retry_after: Some(HeaderValue::from_static("7")),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "7");
+    }
+}

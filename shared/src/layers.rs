@@ -1,0 +1,140 @@
+//! The tower layers every function shares, applied once to a finished router:
+//! CORS, the security headers of SPEC §6, the body limit, compression, JSON answers
+//! for unknown routes and methods, a JSON 500 for a panic, and an access log.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
+use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::config::{Config, CorsOrigins};
+use crate::error::ApiError;
+use crate::json_body::BODY_LIMIT;
+
+/// Headers a browser client may read from a cross-origin answer.
+const EXPOSED_HEADERS: [&str; 8] = [
+    "x-ratelimit-limit",
+    "x-ratelimit-remaining",
+    "x-ratelimit-reset",
+    "ratelimit",
+    "ratelimit-policy",
+    "retry-after",
+    "x-generation-id",
+    "x-models-cache",
+];
+
+const SECURITY_HEADERS: [(&str, &str); 6] = [
+    ("x-content-type-options", "nosniff"),
+    ("referrer-policy", "no-referrer"),
+    ("x-frame-options", "DENY"),
+    (
+        "strict-transport-security",
+        "max-age=31536000; includeSubDomains",
+    ),
+    (
+        "content-security-policy",
+        "default-src 'none'; frame-ancestors 'none'",
+    ),
+    ("cross-origin-resource-policy", "cross-origin"),
+];
+
+/// Wraps a router in every shared layer. Call it once, on the complete router.
+pub fn apply(router: Router, config: &Config) -> Router {
+    // Small bodies cost more to compress than to send; SSE must never be compressed
+    // (a compressor buffers, and streaming is the point).
+    let compress_when = SizeAbove::new(1024)
+        .and(NotForContentType::SSE)
+        .and(NotForContentType::IMAGES)
+        .and(NotForContentType::GRPC);
+    let mut router = router
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(unknown_method)
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(CompressionLayer::new().compress_when(compress_when))
+        .layer(middleware::from_fn(access_log))
+        .layer(cors(config));
+    for (name, value) in SECURITY_HEADERS {
+        router = router.layer(SetResponseHeaderLayer::if_not_present(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        ));
+    }
+    router
+}
+
+fn cors(config: &Config) -> CorsLayer {
+    let origins = match &config.cors_origins {
+        CorsOrigins::Any => AllowOrigin::any(),
+        CorsOrigins::List(list) => {
+            AllowOrigin::list(list.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
+        }
+    };
+    CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        // SDKs add headers of their own (the OpenAI SDK's x-stainless-*); mirroring
+        // what the browser asks for keeps them working without a list to maintain.
+        .allow_headers(AllowHeaders::mirror_request())
+        .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+async fn unknown_route(method: Method, uri: Uri) -> Response {
+    if method == Method::OPTIONS {
+        return options_response();
+    }
+    ApiError::not_found(format!("No route for {method} {}", uri.path())).into_response()
+}
+
+async fn unknown_method(method: Method, uri: Uri) -> Response {
+    if method == Method::OPTIONS {
+        return options_response();
+    }
+    ApiError::MethodNotAllowed {
+        method: method.to_string(),
+        path: uri.path().to_owned(),
+    }
+    .into_response()
+}
+
+/// A bare OPTIONS (no CORS preflight headers) still gets a clean answer.
+fn options_response() -> Response {
+    (
+        StatusCode::NO_CONTENT,
+        [(header::ALLOW, "GET, POST, OPTIONS")],
+    )
+        .into_response()
+}
+
+fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal("a handler panicked").into_response()
+}
+
+/// One structured line per request: route, status, time. Never the body, the query,
+/// the client's address or any header.
+async fn access_log(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    tracing::info!(
+        method = %method,
+        route = %route,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}

@@ -1,0 +1,25 @@
+//! `AppState`: what a container builds once at init and every request reuses.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::openrouter::{ClientBuildError, OpenRouterClient};
+
+pub struct AppState {
+    pub config: Config,
+    pub openrouter: OpenRouterClient,
+    /// When this container started, for `/health`'s `uptime`.
+    pub started: Instant,
+}
+
+impl AppState {
+    pub fn new(config: Config) -> Result<Arc<Self>, ClientBuildError> {
+        let openrouter = OpenRouterClient::new(&config)?;
+        Ok(Arc::new(Self {
+            config,
+            openrouter,
+            started: Instant::now(),
+        }))
+    }
+}

@@ -1,0 +1,164 @@
+//! Starts the real `local-gateway` binary as a user would, on 127.0.0.1 and a free
+//! port, and keeps everything it prints so tests can read its logs.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Where cargo put this workspace's binaries (the test runner lives in `deps/` below).
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    dir
+}
+
+/// The workspace root, for `events/` and `cargo lambda`.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+pub struct Gateway {
+    pub base_url: String,
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error(
+        "local-gateway binary not found at {0}: build the workspace first (cargo build --workspace)"
+    )]
+    Missing(PathBuf),
+    #[error("could not start local-gateway: {0}")]
+    Spawn(std::io::Error),
+    #[error("local-gateway exited or did not say where it listens; it printed:\n{0}")]
+    NotListening(String),
+}
+
+impl Gateway {
+    /// Starts the gateway with only these variables (plus `PORT=0`, `HOST=127.0.0.1`
+    /// unless given), in an empty folder so no developer `.env` leaks in.
+    pub fn start(vars: &[(&str, &str)]) -> Result<Self, GatewayError> {
+        let binary = bin_dir().join("local-gateway");
+        if !binary.exists() {
+            return Err(GatewayError::Missing(binary));
+        }
+        let mut command = Command::new(&binary);
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("PORT", "0")
+            .env("HOST", "127.0.0.1")
+            .env("ENVIRONMENT", "test")
+            .current_dir(std::env::temp_dir())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in vars {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().map_err(GatewayError::Spawn)?;
+        let output = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = mpsc::channel::<String>();
+        if let Some(stdout) = child.stdout.take() {
+            pump(stdout, output.clone(), Some(tx.clone()));
+        }
+        if let Some(stderr) = child.stderr.take() {
+            pump(stderr, output.clone(), Some(tx));
+        }
+        // The gateway prints its address once it is bound: no polling, no sleeping.
+        let base_url = loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("listening on ").nth(1) {
+                        break rest
+                            .split_whitespace()
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    let printed = output.lock().map(|o| o.clone()).unwrap_or_default();
+                    return Err(GatewayError::NotListening(printed));
+                }
+            }
+        };
+        Ok(Self {
+            base_url,
+            child,
+            output,
+        })
+    }
+
+    /// Everything the gateway printed so far (logs included).
+    pub fn output(&self) -> String {
+        self.output.lock().map(|o| o.clone()).unwrap_or_default()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a binary to completion and returns its exit status and output, for
+/// start-up checks that expect it to refuse.
+pub fn run_gateway_expecting_exit(
+    vars: &[(&str, &str)],
+) -> Result<(Option<i32>, String), GatewayError> {
+    let binary = bin_dir().join("local-gateway");
+    if !binary.exists() {
+        return Err(GatewayError::Missing(binary));
+    }
+    let mut command = Command::new(&binary);
+    command
+        .env_clear()
+        .env("PORT", "0")
+        .current_dir(std::env::temp_dir())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in vars {
+        command.env(k, v);
+    }
+    let out = command.output().map_err(GatewayError::Spawn)?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    Ok((out.status.code(), text))
+}
+
+fn pump(
+    source: impl Read + Send + 'static,
+    sink: Arc<Mutex<String>>,
+    lines: Option<mpsc::Sender<String>>,
+) {
+    std::thread::spawn(move || {
+        for line in BufReader::new(source).lines() {
+            let Ok(line) = line else { break };
+            if let Ok(mut out) = sink.lock() {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            if let Some(tx) = &lines {
+                let _ = tx.send(line);
+            }
+        }
+    });
+}

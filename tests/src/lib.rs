@@ -1,0 +1,9 @@
+//! Test support for llm-proxy: the mock OpenRouter and a harness that runs the real
+//! local gateway. The end-to-end tests themselves live in `tests/`.
+
+pub mod fixtures;
+pub mod gateway;
+pub mod mock;
+
+pub use gateway::Gateway;
+pub use mock::{Behaviour, MockOpenRouter};

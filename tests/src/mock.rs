@@ -1,0 +1,290 @@
+//! A mock OpenRouter: a real HTTP server on 127.0.0.1 that speaks like the captures in
+//! `fixtures/openrouter/` — the same bodies, whitespace padding, error shapes and SSE
+//! framing — and can be told to fail in each way the real one does.
+//!
+//! A behaviour is chosen per request by the model name (`mock/status-429`,
+//! `mock/stall-5000`, ...: usable from curl and across processes) or for every request
+//! by [`MockOpenRouter::set_behaviour`]. Every request is recorded.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use futures_util::stream;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use serde_json::{Value, json};
+
+use crate::fixtures;
+
+/// How the mock answers a chat request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Behaviour {
+    /// Answer like the captures (the default).
+    Replay,
+    /// Answer this error status with OpenRouter's error body.
+    Status(u16),
+    /// Say nothing for this long, then answer normally.
+    Stall(Duration),
+    /// Send this many whitespace lines, one every `every`, before the answer.
+    Pad { lines: usize, every: Duration },
+    /// Send a 200 and part of the body, then break the connection.
+    Reset,
+    /// A 200 whose body, after padding, is an error object (the model failed late).
+    ErrorInBody(u16),
+}
+
+impl Behaviour {
+    /// Reads a behaviour from a model name such as `mock/status-429`.
+    fn from_model(model: &str) -> Option<Self> {
+        let spec = model.strip_prefix("mock/")?;
+        let (words, numbers): (Vec<&str>, Vec<&str>) = spec
+            .split('-')
+            .partition(|part| part.parse::<u64>().is_err());
+        let numbers: Vec<u64> = numbers.iter().filter_map(|n| n.parse().ok()).collect();
+        let first = numbers.first().copied();
+        Some(match words.join("-").as_str() {
+            "status" => Self::Status(u16::try_from(first?).ok()?),
+            "stall" => Self::Stall(Duration::from_millis(first?)),
+            "pad" => Self::Pad {
+                lines: usize::try_from(first?).ok()?,
+                every: Duration::from_millis(numbers.get(1).copied().unwrap_or(10)),
+            },
+            "reset" => Self::Reset,
+            "late-error" => Self::ErrorInBody(u16::try_from(first.unwrap_or(502)).ok()?),
+            _ => return None,
+        })
+    }
+}
+
+/// A request the mock received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: http::Method,
+    pub path: String,
+    pub query: Option<String>,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+#[derive(Debug)]
+struct Shared {
+    behaviour: Mutex<Behaviour>,
+    received: Mutex<Vec<Recorded>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A running mock. It serves until it is dropped or its runtime ends.
+pub struct MockOpenRouter {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl MockOpenRouter {
+    /// Starts on 127.0.0.1 and a free port.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            behaviour: Mutex::new(Behaviour::Replay),
+            received: Mutex::new(Vec::new()),
+        });
+        let app = Router::new()
+            .route("/api/v1/chat/completions", post(chat))
+            .route("/api/v1/models", get(models))
+            .fallback(not_found)
+            .with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            addr,
+            shared,
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What to set `OPENROUTER_BASE_URL` to.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/api/v1", self.addr)
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.shared.behaviour) = behaviour;
+    }
+
+    pub fn received(&self) -> Vec<Recorded> {
+        lock(&self.shared.received).clone()
+    }
+}
+
+impl Drop for MockOpenRouter {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn record(shared: &Shared, request: Request) -> Recorded {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let recorded = Recorded {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        body,
+    };
+    lock(&shared.received).push(recorded.clone());
+    recorded
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let recorded = record(&shared, request).await;
+    if !recorded
+        .headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "))
+    {
+        return openrouter_error(401, "No auth credentials found");
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&recorded.body) else {
+        return openrouter_error(400, "Invalid JSON in request body");
+    };
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let behaviour = Behaviour::from_model(model).unwrap_or_else(|| lock(&shared.behaviour).clone());
+    match behaviour {
+        Behaviour::Replay => completion(),
+        Behaviour::Status(status) => error_for_status(status),
+        Behaviour::Stall(delay) => {
+            tokio::time::sleep(delay).await;
+            completion()
+        }
+        Behaviour::Pad { lines, every } => padded(lines, every, fixtures::chat_completion_json()),
+        Behaviour::Reset => {
+            let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from_static(b"         \n")),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "mock reset",
+                )),
+            ];
+            json_response(Body::from_stream(stream::iter(parts)))
+        }
+        Behaviour::ErrorInBody(status) => {
+            let body = json!({"error": {"code": status, "message": "Provider returned error",
+                                        "metadata": {"provider_name": "Mock"}}});
+            padded(2, Duration::from_millis(5), Bytes::from(body.to_string()))
+        }
+    }
+}
+
+/// The captured non-streamed answer, whitespace padding and all.
+fn completion() -> Response {
+    let mut response = json_response(Body::from(fixtures::chat_completion()));
+    response.headers_mut().insert(
+        "x-generation-id",
+        HeaderValue::from_static(fixtures::CHAT_COMPLETION_ID),
+    );
+    response
+}
+
+fn padded(lines: usize, every: Duration, answer: Bytes) -> Response {
+    let pads = stream::unfold(0usize, move |sent| async move {
+        if sent == lines {
+            return None;
+        }
+        tokio::time::sleep(every).await;
+        Some((
+            Ok::<_, std::io::Error>(Bytes::from_static(b"         \n")),
+            sent + 1,
+        ))
+    });
+    let body = futures_util::StreamExt::chain(pads, stream::iter([Ok(answer)]));
+    let mut response = json_response(Body::from_stream(body));
+    response.headers_mut().insert(
+        "x-generation-id",
+        HeaderValue::from_static(fixtures::CHAT_COMPLETION_ID),
+    );
+    response
+}
+
+fn json_response(body: Body) -> Response {
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
+}
+
+/// OpenRouter's error body for each status, as the real service words them.
+fn error_for_status(status: u16) -> Response {
+    match status {
+        400 => raw_error(400, fixtures::error_400()),
+        401 => openrouter_error(401, "User not found."),
+        402 => openrouter_error(402, "Insufficient credits. Add more using https://openrouter.ai/settings/credits"),
+        403 => (
+            StatusCode::FORBIDDEN,
+            [(header::CONTENT_TYPE, "application/json")],
+            json!({"error": {"code": 403, "message": "Input was flagged by moderation",
+                             "metadata": {"reasons": ["harassment"], "flagged_input": "...",
+                                          "provider_name": "OpenAI", "model_slug": "openai/gpt-4o"}}})
+            .to_string(),
+        )
+            .into_response(),
+        404 => openrouter_error(404, "No endpoints found for mock/model."),
+        429 => {
+            let mut response = openrouter_error(429, "Rate limit exceeded: free-models-per-min.");
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+            response
+        }
+        500 => openrouter_error(500, "Internal Server Error"),
+        502 => raw_error(502, fixtures::error_provider().replace("\"code\":400", "\"code\":502").into()),
+        503 => openrouter_error(503, "No available model provider that meets your routing requirements"),
+        other => openrouter_error(other, "Mock error"),
+    }
+}
+
+fn openrouter_error(status: u16, message: &str) -> Response {
+    let body = json!({"error": {"message": message, "code": status}});
+    raw_error(status, Bytes::from(body.to_string()))
+}
+
+fn raw_error(status: u16, body: Bytes) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+async fn models(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    record(&shared, request).await;
+    json_response(Body::from(fixtures::models()))
+}
+
+async fn not_found(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    record(&shared, request).await;
+    openrouter_error(404, "Not Found")
+}

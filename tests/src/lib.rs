@@ -7,3 +7,4 @@ pub mod mock;
 
 pub use gateway::Gateway;
 pub use mock::{Behaviour, MockOpenRouter};
+pub mod lambda;

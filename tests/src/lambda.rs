@@ -1,0 +1,179 @@
+//! The real Lambda runtime path: `cargo lambda watch` emulates the Lambda control
+//! plane on 127.0.0.1 and runs the function binaries through `lambda_http`; `cargo
+//! lambda invoke` sends them the API Gateway events kept in `events/`.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::gateway::workspace_root;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LambdaError {
+    #[error(
+        "cargo-lambda is not installed: run the tests with the README's test command (scripts/test), \
+         which installs it into .venv"
+    )]
+    NotInstalled,
+    #[error("{0}: {1}")]
+    Io(&'static str, std::io::Error),
+    #[error("cargo lambda watch did not start: {0}")]
+    NotStarted(String),
+    #[error("cargo lambda invoke failed: {0}")]
+    Invoke(String),
+}
+
+/// The `cargo-lambda` executable: on PATH, or in the project's `.venv`.
+fn cargo_lambda_dir() -> Option<PathBuf> {
+    let venv = workspace_root().join(".venv/bin");
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::iter::once(venv)
+        .chain(std::env::split_paths(&path))
+        .find(|dir| dir.join("cargo-lambda").is_file())
+}
+
+fn cargo_with_lambda() -> Result<Command, LambdaError> {
+    let dir = cargo_lambda_dir().ok_or(LambdaError::NotInstalled)?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let joined = std::env::join_paths(std::iter::once(dir).chain(std::env::split_paths(&path)))
+        .map_err(|e| LambdaError::NotStarted(e.to_string()))?;
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.env("PATH", joined).current_dir(workspace_root());
+    Ok(command)
+}
+
+/// A running `cargo lambda watch`, stopped (with its functions) when dropped.
+pub struct LambdaWatch {
+    port: u16,
+    child: Child,
+}
+
+impl LambdaWatch {
+    pub fn start(env: &[(&str, &str)]) -> Result<Self, LambdaError> {
+        let port = free_port()?;
+        let mut command = cargo_with_lambda()?;
+        command.args([
+            "lambda",
+            "watch",
+            "--ignore-changes",
+            "--quiet",
+            "-A",
+            "127.0.0.1",
+            "-P",
+        ]);
+        command.arg(port.to_string());
+        for (k, v) in env {
+            command.arg("--env-var").arg(format!("{k}={v}"));
+        }
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let mut child = command
+            .spawn()
+            .map_err(|e| LambdaError::Io("spawning cargo lambda watch", e))?;
+
+        let (tx, rx) = mpsc::channel::<String>();
+        for stream in [
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        let mut seen = String::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) if line.contains("Runtime server") => break,
+                Ok(line) => {
+                    seen.push_str(&line);
+                    seen.push('\n');
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    return Err(LambdaError::NotStarted(seen));
+                }
+            }
+        }
+        Ok(Self { port, child })
+    }
+
+    /// Invokes `function` with an event file from `events/`; returns the function's
+    /// API Gateway response (`statusCode`, `headers`, `body`, ...).
+    pub fn invoke(&self, function: &str, event: &str) -> Result<Value, LambdaError> {
+        let mut command = cargo_with_lambda()?;
+        let output = command
+            .args([
+                "lambda",
+                "invoke",
+                function,
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
+            .arg(self.port.to_string())
+            .arg("--data-file")
+            .arg(workspace_root().join("events").join(event))
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| LambdaError::Io("running cargo lambda invoke", e))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        if !output.status.success() {
+            return Err(LambdaError::Invoke(format!(
+                "{stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )));
+        }
+        serde_json::from_str(stdout.trim())
+            .map_err(|e| LambdaError::Invoke(format!("{e}: {stdout}")))
+    }
+}
+
+impl Drop for LambdaWatch {
+    fn drop(&mut self) {
+        // The watcher runs each function as a child; end the whole group.
+        let _ = Command::new("kill")
+            .args(["-TERM", "--", &format!("-{}", self.child.id())])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> Result<u16, LambdaError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| LambdaError::Io("finding a free port", e))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| LambdaError::Io("finding a free port", e))
+}
+
+/// The header of an API Gateway response, wherever the runtime put it.
+pub fn response_header(response: &Value, name: &str) -> Option<String> {
+    if let Some(v) = response["headers"][name].as_str() {
+        return Some(v.to_owned());
+    }
+    response["multiValueHeaders"][name][0]
+        .as_str()
+        .map(str::to_owned)
+}

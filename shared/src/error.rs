@@ -55,15 +55,8 @@ pub enum ApiError {
     },
 
     /// OpenRouter answered with an error, or not in a form the proxy can pass on.
-    #[error("openrouter error (upstream status {upstream_status:?}): {message}")]
-    OpenRouter {
-        status: StatusCode,
-        message: String,
-        upstream_status: Option<u16>,
-        upstream_message: Option<String>,
-        metadata: Option<Value>,
-        retry_after: Option<HeaderValue>,
-    },
+    #[error("openrouter error (upstream status {:?}): {}", .0.upstream_status, .0.message)]
+    OpenRouter(Box<UpstreamError>),
 
     #[error("OpenRouter did not answer within {timeout_ms} ms")]
     Timeout { timeout_ms: u64 },
@@ -74,6 +67,38 @@ pub enum ApiError {
     /// A bug. The message on the wire says nothing of internals; the cause is logged.
     #[error("internal error: {cause}")]
     Internal { cause: String },
+}
+
+/// What the proxy tells a caller about an OpenRouter failure.
+#[derive(Debug, Clone)]
+pub struct UpstreamError {
+    /// The status the proxy answers with (SPEC §2 mapping).
+    pub status: StatusCode,
+    pub message: String,
+    pub upstream_status: Option<u16>,
+    pub upstream_message: Option<String>,
+    pub metadata: Option<Value>,
+    pub retry_after: Option<HeaderValue>,
+}
+
+impl UpstreamError {
+    /// A 502 with only the proxy's own message.
+    pub fn bad_gateway(message: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_GATEWAY,
+            message: message.into(),
+            upstream_status: None,
+            upstream_message: None,
+            metadata: None,
+            retry_after: None,
+        }
+    }
+}
+
+impl From<UpstreamError> for ApiError {
+    fn from(error: UpstreamError) -> Self {
+        Self::OpenRouter(Box::new(error))
+    }
 }
 
 impl ApiError {
@@ -104,7 +129,7 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            Self::OpenRouter { status, .. } => *status,
+            Self::OpenRouter(e) => e.status,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -118,7 +143,7 @@ impl ApiError {
             }
             Self::NotFound { .. } | Self::MethodNotAllowed { .. } => ErrorType::NotFound,
             Self::RateLimited { .. } => ErrorType::RateLimit,
-            Self::OpenRouter { .. } => ErrorType::OpenRouter,
+            Self::OpenRouter(_) => ErrorType::OpenRouter,
             Self::Timeout { .. } => ErrorType::Timeout,
             Self::Unavailable { .. } => ErrorType::Unavailable,
             Self::Internal { .. } => ErrorType::Internal,
@@ -156,25 +181,19 @@ impl ApiError {
                 message.clone(),
                 Some(json!({ "retry_after": retry_after_secs })),
             ),
-            Self::OpenRouter {
-                message,
-                upstream_status,
-                upstream_message,
-                metadata,
-                ..
-            } => {
+            Self::OpenRouter(e) => {
                 let mut details = serde_json::Map::new();
-                if let Some(status) = upstream_status {
+                if let Some(status) = e.upstream_status {
                     details.insert("status".into(), json!(status));
                 }
-                if let Some(upstream_message) = upstream_message {
+                if let Some(upstream_message) = &e.upstream_message {
                     details.insert("message".into(), json!(upstream_message));
                 }
-                if let Some(metadata) = metadata {
+                if let Some(metadata) = &e.metadata {
                     details.insert("metadata".into(), metadata.clone());
                 }
                 (
-                    message.clone(),
+                    e.message.clone(),
                     (!details.is_empty()).then_some(Value::Object(details)),
                 )
             }
@@ -217,11 +236,10 @@ impl IntoResponse for ApiError {
             } => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
-            Self::OpenRouter {
-                retry_after: Some(value),
-                ..
-            } => {
-                headers.insert(header::RETRY_AFTER, value.clone());
+            Self::OpenRouter(e) => {
+                if let Some(value) = &e.retry_after {
+                    headers.insert(header::RETRY_AFTER, value.clone());
+                }
             }
             _ => {}
         }
@@ -254,14 +272,14 @@ mod tests {
 
     #[test]
     fn openrouter_429_keeps_retry_after() {
-        let response = ApiError::OpenRouter {
+        let response = ApiError::from(UpstreamError {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: "OpenRouter rate limit".into(),
             upstream_status: Some(429),
             upstream_message: Some("Rate limit exceeded".into()),
             metadata: None,
             retry_after: Some(HeaderValue::from_static("7")),
-        }
+        })
         .into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(response.headers()[header::RETRY_AFTER], "7");

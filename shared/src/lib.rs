@@ -2,6 +2,7 @@
 //! request-context types the client IP is read from: the same routes run on Lambda
 //! and in the local gateway.
 
+pub mod catalog;
 pub mod client_ip;
 pub mod config;
 pub mod error;

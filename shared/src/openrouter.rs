@@ -9,7 +9,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
 
 use crate::config::{Config, Secret};
-use crate::error::ApiError;
+use crate::error::{ApiError, UpstreamError};
 
 /// Caller headers OpenRouter uses for app attribution; passed on unchanged.
 pub const ATTRIBUTION_HEADERS: [&str; 3] = ["http-referer", "x-title", "x-openrouter-title"];
@@ -125,6 +125,34 @@ impl OpenRouterClient {
         })
     }
 
+    /// The whole model catalogue, image and audio models included (the plain call
+    /// lists only text-output models). It needs no key, so none is sent.
+    pub async fn models(&self) -> Result<Bytes, ApiError> {
+        let request = self
+            .http
+            .get(format!("{}/models?output_modalities=all", self.base_url))
+            .header(http::header::ACCEPT, "application/json");
+        let response = tokio::time::timeout(self.request_timeout, request.send())
+            .await
+            .map_err(|_| self.timeout())?
+            .map_err(|e| self.unreachable(&e))?;
+        if !response.status().is_success() {
+            // Whatever upstream said, the caller asked the proxy, not OpenRouter.
+            let upstream = self.error_from_response(response).await;
+            return Err(match upstream {
+                ApiError::OpenRouter(e) => UpstreamError {
+                    status: StatusCode::BAD_GATEWAY,
+                    message: "OpenRouter's model catalogue is unavailable".into(),
+                    retry_after: None,
+                    ..*e
+                }
+                .into(),
+                other => other,
+            });
+        }
+        self.read_body(response).await
+    }
+
     async fn read_body(&self, response: reqwest::Response) -> Result<Bytes, ApiError> {
         let mut stream = response.bytes_stream();
         let mut body = BytesMut::new();
@@ -146,14 +174,8 @@ impl OpenRouterClient {
 
     fn unreachable(&self, error: &reqwest::Error) -> ApiError {
         tracing::warn!(error = %self.scrub(&error.to_string()), "OpenRouter request failed");
-        ApiError::OpenRouter {
-            status: StatusCode::BAD_GATEWAY,
-            message: "OpenRouter could not be reached, or the connection broke".into(),
-            upstream_status: None,
-            upstream_message: None,
-            metadata: None,
-            retry_after: None,
-        }
+        UpstreamError::bad_gateway("OpenRouter could not be reached, or the connection broke")
+            .into()
     }
 
     async fn error_from_response(&self, response: reqwest::Response) -> ApiError {
@@ -206,7 +228,7 @@ impl OpenRouterClient {
                 "OpenRouter failed to answer".into(),
             ),
         };
-        ApiError::OpenRouter {
+        UpstreamError {
             status,
             message,
             upstream_status: Some(upstream_status),
@@ -218,6 +240,7 @@ impl OpenRouterClient {
                 None
             },
         }
+        .into()
     }
 
     /// Upstream text never carries the key back to a caller, even if it echoes it.

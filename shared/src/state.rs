@@ -3,12 +3,14 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::catalog::ModelCatalog;
 use crate::config::Config;
 use crate::openrouter::{ClientBuildError, OpenRouterClient};
 
 pub struct AppState {
     pub config: Config,
     pub openrouter: OpenRouterClient,
+    pub catalog: Arc<ModelCatalog>,
     /// When this container started, for `/health`'s `uptime`.
     pub started: Instant,
 }
@@ -16,9 +18,11 @@ pub struct AppState {
 impl AppState {
     pub fn new(config: Config) -> Result<Arc<Self>, ClientBuildError> {
         let openrouter = OpenRouterClient::new(&config)?;
+        let catalog = ModelCatalog::new(openrouter.clone(), config.models_cache_ttl);
         Ok(Arc::new(Self {
             config,
             openrouter,
+            catalog,
             started: Instant::now(),
         }))
     }

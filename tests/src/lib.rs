@@ -6,5 +6,5 @@ pub mod gateway;
 pub mod mock;
 
 pub use gateway::Gateway;
-pub use mock::{Behaviour, MockOpenRouter};
+pub use mock::{Behaviour, MockOpenRouter, ModelsBehaviour};
 pub mod lambda;

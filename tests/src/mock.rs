@@ -62,6 +62,17 @@ impl Behaviour {
     }
 }
 
+/// How the mock answers `GET /models`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelsBehaviour {
+    /// The captured catalogue (or the body given with `set_models_body`).
+    Serve,
+    /// This error status with OpenRouter's error body.
+    Status(u16),
+    /// Record the request, then wait for `release_models` before serving.
+    Hold,
+}
+
 /// A request the mock received.
 #[derive(Debug, Clone)]
 pub struct Recorded {
@@ -75,7 +86,11 @@ pub struct Recorded {
 #[derive(Debug)]
 struct Shared {
     behaviour: Mutex<Behaviour>,
+    models_behaviour: Mutex<ModelsBehaviour>,
+    models_body: Mutex<Option<Bytes>>,
+    models_gate: tokio::sync::Semaphore,
     received: Mutex<Vec<Recorded>>,
+    arrivals: tokio::sync::Notify,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -102,7 +117,11 @@ impl MockOpenRouter {
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(Behaviour::Replay),
+            models_behaviour: Mutex::new(ModelsBehaviour::Serve),
+            models_body: Mutex::new(None),
+            models_gate: tokio::sync::Semaphore::new(0),
             received: Mutex::new(Vec::new()),
+            arrivals: tokio::sync::Notify::new(),
         });
         let app = Router::new()
             .route("/api/v1/chat/completions", post(chat))
@@ -135,6 +154,42 @@ impl MockOpenRouter {
     pub fn received(&self) -> Vec<Recorded> {
         lock(&self.shared.received).clone()
     }
+
+    pub fn set_models_behaviour(&self, behaviour: ModelsBehaviour) {
+        *lock(&self.shared.models_behaviour) = behaviour;
+    }
+
+    /// Serves this catalogue instead of the captured one.
+    pub fn set_models_body(&self, body: Bytes) {
+        *lock(&self.shared.models_body) = Some(body);
+    }
+
+    /// Lets `n` held catalogue requests answer.
+    pub fn release_models(&self, n: usize) {
+        self.shared.models_gate.add_permits(n);
+    }
+
+    /// How many catalogue fetches have arrived (answered or not).
+    pub fn models_fetches(&self) -> usize {
+        lock(&self.shared.received)
+            .iter()
+            .filter(|r| r.path == "/api/v1/models")
+            .count()
+    }
+
+    /// Waits until `n` catalogue fetches have arrived; false if `within` passes first.
+    pub async fn wait_for_models_fetches(&self, n: usize, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.shared.arrivals.notified();
+            if self.models_fetches() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.models_fetches() >= n;
+            }
+        }
+    }
 }
 
 impl Drop for MockOpenRouter {
@@ -156,6 +211,7 @@ async fn record(shared: &Shared, request: Request) -> Recorded {
         body,
     };
     lock(&shared.received).push(recorded.clone());
+    shared.arrivals.notify_waiters();
     recorded
 }
 
@@ -281,7 +337,26 @@ fn raw_error(status: u16, body: Bytes) -> Response {
 
 async fn models(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     record(&shared, request).await;
-    json_response(Body::from(fixtures::models()))
+    let behaviour = lock(&shared.models_behaviour).clone();
+    match behaviour {
+        ModelsBehaviour::Serve => {}
+        ModelsBehaviour::Status(status) => return error_for_status(status),
+        ModelsBehaviour::Hold => {
+            if let Ok(permit) = shared.models_gate.acquire().await {
+                permit.forget();
+            }
+        }
+    }
+    let body = lock(&shared.models_body)
+        .clone()
+        .unwrap_or_else(fixtures::models);
+    // OpenRouter's CDN caches the catalogue for 300 s.
+    let mut response = json_response(Body::from(body));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
 }
 
 async fn not_found(State(shared): State<Arc<Shared>>, request: Request) -> Response {

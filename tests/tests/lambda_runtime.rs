@@ -49,7 +49,13 @@ async fn inference_and_health_answer_api_gateway_events() {
         response_header(&answer, "x-generation-id").as_deref(),
         Some(fixtures::CHAT_COMPLETION_ID)
     );
-    let received = mock.received();
+    let chats = |mock: &MockOpenRouter| -> Vec<_> {
+        mock.received()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/chat/completions"))
+            .collect()
+    };
+    let received = chats(&mock);
     assert_eq!(received.len(), 1);
     let sent: Value = serde_json::from_slice(&received[0].body).unwrap();
     assert_eq!(sent["model"], "openai/gpt-4o");
@@ -66,8 +72,50 @@ async fn inference_and_health_answer_api_gateway_events() {
     assert_eq!(body["error"]["type"], "validation");
     assert_eq!(body["error"]["details"]["field"], "model");
     assert_eq!(
-        mock.received().len(),
+        chats(&mock).len(),
         1,
         "an invalid request costs no upstream call"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_catalogue_answers_api_gateway_events() {
+    let mock = MockOpenRouter::start().await.unwrap();
+    let base = mock.base_url();
+    let watch = LambdaWatch::start(&[
+        ("OPENROUTER_BASE_URL", &base),
+        ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true"),
+    ])
+    .unwrap();
+
+    let list =
+        tokio::task::block_in_place(|| watch.invoke("models", "models-list-rest.json")).unwrap();
+    assert_eq!(list["statusCode"], 200, "{list}");
+    let body: Value = serde_json::from_str(list["body"].as_str().unwrap()).unwrap();
+    let ids: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 5);
+    assert!(
+        ids.iter().all(|id| id.starts_with("meta-llama/")),
+        "{ids:?}"
+    );
+    assert!(response_header(&list, "etag").is_some());
+
+    let one =
+        tokio::task::block_in_place(|| watch.invoke("models", "models-id-rest.json")).unwrap();
+    assert_eq!(one["statusCode"], 200, "{one}");
+    let body: Value = serde_json::from_str(one["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["data"]["id"], "liquid/lfm-2.5-2.6b:free");
+
+    // Fetched once, during the function's init, and served from memory after.
+    let fetches = mock
+        .received()
+        .iter()
+        .filter(|r| r.path == "/api/v1/models")
+        .count();
+    assert_eq!(fetches, 1);
 }

@@ -1,6 +1,9 @@
 //! GET /health and the model catalogue under /api/v1/models.
 
+mod cached;
+mod catalog;
 mod health;
+mod query;
 
 use std::sync::Arc;
 
@@ -11,5 +14,14 @@ use llm_proxy_shared::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health::health))
+        .route("/api/v1/models", get(catalog::list))
+        .route("/api/v1/models/top", get(catalog::top))
+        .route("/api/v1/models/search", get(catalog::search))
+        .route("/api/v1/models/providers", get(catalog::providers))
+        .route(
+            "/api/v1/models/providers/{provider}",
+            get(catalog::provider),
+        )
+        .route("/api/v1/models/{*id}", get(catalog::model))
         .with_state(state)
 }

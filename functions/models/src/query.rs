@@ -1,0 +1,87 @@
+//! Query-string parameters with SPEC §2 errors: a bad `limit` is a 400 naming `limit`.
+
+use llm_proxy_shared::ApiError;
+
+/// The largest page any catalogue endpoint returns.
+pub const MAX_LIMIT: usize = 100;
+
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
+        let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+        Ok(Self(pairs))
+    }
+
+    /// The last value given for `name`, trimmed; empty counts as absent.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// 1 to [`MAX_LIMIT`].
+    pub fn limit(&self, name: &str, default: usize) -> Result<usize, ApiError> {
+        match self.text(name) {
+            None => Ok(default),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LIMIT).contains(n))
+                .ok_or_else(|| {
+                    ApiError::validation(
+                        name,
+                        format!("{name} must be a whole number from 1 to {MAX_LIMIT}, got {v:?}"),
+                    )
+                }),
+        }
+    }
+
+    /// 0 or more.
+    pub fn offset(&self, name: &str) -> Result<usize, ApiError> {
+        match self.text(name) {
+            None => Ok(0),
+            Some(v) => v.parse::<usize>().map_err(|_| {
+                ApiError::validation(
+                    name,
+                    format!("{name} must be a whole number of 0 or more, got {v:?}"),
+                )
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_and_offsets() {
+        let p = Params::parse(Some("limit=5&offset=10&search=gpt%204&empty=")).unwrap();
+        assert_eq!(p.limit("limit", 50).unwrap(), 5);
+        assert_eq!(p.offset("offset").unwrap(), 10);
+        assert_eq!(p.text("search"), Some("gpt 4"));
+        assert_eq!(p.text("empty"), None);
+        assert_eq!(Params::parse(None).unwrap().limit("limit", 50).unwrap(), 50);
+        for bad in ["limit=0", "limit=101", "limit=abc", "limit=-1", "limit=1.5"] {
+            assert!(
+                Params::parse(Some(bad))
+                    .unwrap()
+                    .limit("limit", 50)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        assert!(
+            Params::parse(Some("offset=-1"))
+                .unwrap()
+                .offset("offset")
+                .is_err()
+        );
+    }
+}

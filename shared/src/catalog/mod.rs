@@ -1,0 +1,204 @@
+//! `ModelCatalog`: OpenRouter's model catalogue, cached per warm container.
+//!
+//! Fresh for `MODELS_CACHE_TTL_MS`. After that the stale copy is served while one
+//! background refresh runs (stale-while-revalidate); if the refresh fails the copy is
+//! still served and the answer says so (stale-if-error). With no copy at all,
+//! concurrent requests share one upstream fetch (single flight).
+
+mod index;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+pub use index::{Model, ModelIndex, provider_of};
+
+use crate::error::{ApiError, UpstreamError};
+use crate::openrouter::OpenRouterClient;
+
+/// After a failed refresh, wait this long before trying again, so a down upstream
+/// is not asked once per request.
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
+
+/// How the answer relates to the cache, told to the client in `X-Models-Cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CacheState {
+    /// Fetched for this request.
+    Miss,
+    Fresh,
+    /// Past its freshness; a refresh is under way.
+    Stale,
+    /// Past its freshness, and the last refresh failed.
+    StaleIfError,
+}
+
+impl CacheState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Miss => "miss",
+            Self::Fresh => "hit",
+            Self::Stale => "stale",
+            Self::StaleIfError => "stale-if-error",
+        }
+    }
+}
+
+pub struct CatalogView {
+    pub index: Arc<ModelIndex>,
+    pub state: CacheState,
+    /// Freshness left, for `Cache-Control: max-age`.
+    pub fresh_for: Duration,
+}
+
+#[derive(Clone)]
+struct Snapshot {
+    index: Arc<ModelIndex>,
+    fetched_at: Instant,
+}
+
+pub struct ModelCatalog {
+    client: OpenRouterClient,
+    ttl: Duration,
+    current: RwLock<Option<Snapshot>>,
+    /// Held by whoever is fetching: one upstream fetch at a time.
+    fetch_lock: tokio::sync::Mutex<()>,
+    refreshing: AtomicBool,
+    last_failure: Mutex<Option<(Instant, ApiError)>>,
+}
+
+impl ModelCatalog {
+    pub fn new(client: OpenRouterClient, ttl: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            client,
+            ttl,
+            current: RwLock::new(None),
+            fetch_lock: tokio::sync::Mutex::new(()),
+            refreshing: AtomicBool::new(false),
+            last_failure: Mutex::new(None),
+        })
+    }
+
+    /// Fetches now if there is no copy; for Lambda's init phase, so the first request
+    /// after a cold start does not pay for it.
+    pub async fn prefetch(self: &Arc<Self>) -> Result<(), ApiError> {
+        self.get().await.map(|_| ())
+    }
+
+    pub async fn get(self: &Arc<Self>) -> Result<CatalogView, ApiError> {
+        if let Some(snapshot) = self.snapshot() {
+            return Ok(self.view_of(snapshot));
+        }
+        let arrived = Instant::now();
+        let _fetching = self.fetch_lock.lock().await;
+        // Whoever held the lock before us may have fetched, or failed, meanwhile.
+        if let Some(snapshot) = self.snapshot() {
+            return Ok(self.view_of(snapshot));
+        }
+        // A fetch that failed while we queued answers us too: fifty waiters must not
+        // each wait out their own timeout against a down upstream.
+        if let Some((at, error)) = self.last_failure()
+            && at >= arrived
+        {
+            return Err(error);
+        }
+        match self.fetch().await {
+            Ok(index) => Ok(CatalogView {
+                index,
+                state: CacheState::Miss,
+                fresh_for: self.ttl,
+            }),
+            Err(error) => {
+                self.set_failure(Some(error.clone()));
+                Err(error)
+            }
+        }
+    }
+
+    fn view_of(self: &Arc<Self>, snapshot: Snapshot) -> CatalogView {
+        let age = snapshot.fetched_at.elapsed();
+        if age < self.ttl {
+            return CatalogView {
+                index: snapshot.index,
+                state: CacheState::Fresh,
+                fresh_for: self.ttl - age,
+            };
+        }
+        self.spawn_refresh();
+        let state = if self.last_failure().is_some() {
+            CacheState::StaleIfError
+        } else {
+            CacheState::Stale
+        };
+        CatalogView {
+            index: snapshot.index,
+            state,
+            fresh_for: Duration::ZERO,
+        }
+    }
+
+    fn spawn_refresh(self: &Arc<Self>) {
+        if self.refreshing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        if self
+            .last_failure()
+            .is_some_and(|(at, _)| at.elapsed() < RETRY_AFTER_FAILURE)
+        {
+            self.refreshing.store(false, Ordering::Release);
+            return;
+        }
+        let catalog = self.clone();
+        tokio::spawn(async move {
+            let _fetching = catalog.fetch_lock.lock().await;
+            if let Err(error) = catalog.fetch().await {
+                tracing::warn!(error = %error, "model catalogue refresh failed; serving the stale copy");
+                catalog.set_failure(Some(error));
+            }
+            catalog.refreshing.store(false, Ordering::Release);
+        });
+    }
+
+    async fn fetch(&self) -> Result<Arc<ModelIndex>, ApiError> {
+        let started = Instant::now();
+        let body = self.client.models().await?;
+        let index = ModelIndex::parse(&body).map_err(|e| {
+            tracing::warn!(error = %e, "model catalogue unreadable");
+            ApiError::from(UpstreamError::bad_gateway(
+                "OpenRouter's model catalogue could not be read",
+            ))
+        })?;
+        let index = Arc::new(index);
+        tracing::info!(
+            models = index.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "model catalogue fetched"
+        );
+        *self.current.write().unwrap_or_else(PoisonError::into_inner) = Some(Snapshot {
+            index: index.clone(),
+            fetched_at: Instant::now(),
+        });
+        self.set_failure(None);
+        Ok(index)
+    }
+
+    fn snapshot(&self) -> Option<Snapshot> {
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn last_failure(&self) -> Option<(Instant, ApiError)> {
+        self.last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn set_failure(&self, error: Option<ApiError>) {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = error.map(|e| (Instant::now(), e));
+    }
+}

@@ -30,7 +30,7 @@ async fn run() -> Result<(), String> {
     }
     let config = Config::from_env().map_err(|e| e.to_string())?;
     telemetry::init(&config);
-    let state = AppState::new(config).map_err(|e| e.to_string())?;
+    let state = AppState::new(config).await.map_err(|e| e.to_string())?;
     let config = &state.config;
 
     let routes = inference::router(state.clone())
@@ -39,7 +39,7 @@ async fn run() -> Result<(), String> {
             in_flight::InFlightLimit::new(config.max_concurrent_requests),
             in_flight::limit,
         ));
-    let app = layers::apply(routes, config);
+    let app = layers::apply(routes, &state);
 
     let listener = tokio::net::TcpListener::bind((config.host, config.port))
         .await

@@ -5,7 +5,8 @@
 //! every failure in the SPEC §2 shape.
 
 use axum::extract::{FromRequest, Request};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
 use http::header;
 use serde_json::Value;
 
@@ -23,7 +24,7 @@ pub struct JsonBody {
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
         if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
@@ -32,18 +33,7 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|len| len > BODY_LIMIT as u64) {
-            return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
-        }
-        let raw = Bytes::from_request(request, state)
-            .await
-            .map_err(|rejection| {
-                if rejection.status() == http::StatusCode::PAYLOAD_TOO_LARGE {
-                    ApiError::PayloadTooLarge { limit: BODY_LIMIT }
-                } else {
-                    ApiError::validation("body", "The request body could not be read")
-                }
-            })?;
+        let raw = read_limited(request.into_body(), declared).await?;
         // serde_json refuses nesting deeper than 128 levels, so a hostile body of
         // 10,000 open brackets is a 400, not a stack overflow.
         let value = serde_json::from_slice(&raw).map_err(|e| {
@@ -51,6 +41,37 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
         })?;
         Ok(Self { raw, value })
     }
+}
+
+/// Past the limit the rest is read and dropped (up to [`DRAIN_LIMIT`]), so that a
+/// client still sending sees the 413 instead of a broken connection.
+pub const DRAIN_LIMIT: u64 = 4 * BODY_LIMIT as u64;
+
+async fn read_limited(body: axum::body::Body, declared: Option<u64>) -> Result<Bytes, ApiError> {
+    let too_large = ApiError::PayloadTooLarge { limit: BODY_LIMIT };
+    let mut stream = body.into_data_stream();
+    let mut kept =
+        BytesMut::with_capacity(declared.map_or(0, |d| d.min(BODY_LIMIT as u64) as usize));
+    let mut seen: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return Err(ApiError::validation(
+                "body",
+                "The request body could not be read",
+            ));
+        };
+        seen += chunk.len() as u64;
+        if seen > DRAIN_LIMIT {
+            return Err(too_large);
+        }
+        if seen <= BODY_LIMIT as u64 && declared.is_none_or(|d| d <= BODY_LIMIT as u64) {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if seen > BODY_LIMIT as u64 || declared.is_some_and(|d| d > BODY_LIMIT as u64) {
+        return Err(too_large);
+    }
+    Ok(kept.freeze())
 }
 
 fn is_json(headers: &http::HeaderMap) -> bool {

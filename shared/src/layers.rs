@@ -18,6 +18,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::config::{Config, CorsOrigins};
 use crate::error::ApiError;
 use crate::json_body::BODY_LIMIT;
+use crate::rate_limit;
+use crate::state::AppState;
 
 /// Headers a browser client may read from a cross-origin answer.
 const EXPOSED_HEADERS: [&str; 8] = [
@@ -47,7 +49,8 @@ const SECURITY_HEADERS: [(&str, &str); 6] = [
 ];
 
 /// Wraps a router in every shared layer. Call it once, on the complete router.
-pub fn apply(router: Router, config: &Config) -> Router {
+pub fn apply(router: Router, state: &AppState) -> Router {
+    let config = &state.config;
     // Small bodies cost more to compress than to send; SSE must never be compressed
     // (a compressor buffers, and streaming is the point).
     let compress_when = SizeAbove::new(1024)
@@ -58,6 +61,10 @@ pub fn apply(router: Router, config: &Config) -> Router {
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_method)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .layer(middleware::from_fn_with_state(
+            state.rate_limiter.clone(),
+            rate_limit::layer::limit,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(CompressionLayer::new().compress_when(compress_when))
         .layer(middleware::from_fn(access_log))

@@ -9,6 +9,7 @@ pub mod error;
 pub mod json_body;
 pub mod layers;
 pub mod openrouter;
+pub mod rate_limit;
 pub mod state;
 pub mod telemetry;
 pub mod validation;

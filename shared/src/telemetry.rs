@@ -24,6 +24,10 @@ pub fn init(config: &Config) {
         .with_target("reqwest", Level::WARN)
         .with_target("rustls", Level::WARN)
         .with_target("h2", Level::WARN)
+        .with_target("aws_smithy_runtime", Level::WARN)
+        .with_target("aws_smithy_runtime_api", Level::WARN)
+        .with_target("aws_config", Level::WARN)
+        .with_target("aws_sdk_dynamodb", Level::WARN)
         .with_target("lambda_runtime", Level::WARN)
         .with_target("lambda_http", Level::WARN);
     let on_lambda = std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some();

@@ -219,7 +219,8 @@ async fn hostile_bodies_get_the_error_shape() {
     )
     .await;
 
-    // A body over the limit sent without Content-Length is cut off the same way.
+    // A body over the limit sent without Content-Length is refused the same way, and
+    // the client, still writing, gets to read the answer.
     let chunks = futures_util::stream::iter(
         (0..8).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b' '; 1024 * 1024]))),
     );

@@ -3,7 +3,11 @@
 //! Build and run in release: `cargo run --release -p llm-proxy-tests --bin bench -- <name>`
 //! (it starts the release `local-gateway` from the same target folder, and the mock
 //! OpenRouter in-process; everything on 127.0.0.1). Names: `models`.
-#![allow(clippy::print_stdout, clippy::print_stderr, reason = "a benchmark prints its figures")]
+#![allow(
+    clippy::print_stdout,
+    clippy::print_stderr,
+    reason = "a benchmark prints its figures"
+)]
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -55,7 +59,9 @@ impl Figures {
 
 /// Sends `n` GETs, `concurrency` at a time, each connection kept alive.
 async fn measure(url: &str, n: usize, concurrency: usize) -> Result<Figures, String> {
-    let client = reqwest::Client::builder().build().map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder()
+        .build()
+        .map_err(|e| e.to_string())?;
     let started = Instant::now();
     let per_worker = n / concurrency;
     let mut workers = Vec::new();
@@ -80,28 +86,54 @@ async fn measure(url: &str, n: usize, concurrency: usize) -> Result<Figures, Str
     for worker in workers {
         samples.extend(worker.await.map_err(|e| e.to_string())??);
     }
-    Ok(Figures { samples, wall: started.elapsed() })
+    Ok(Figures {
+        samples,
+        wall: started.elapsed(),
+    })
 }
 
 async fn models() -> Result<(), String> {
     let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
     let base = mock.base_url();
-    let gateway = Gateway::start(&[("OPENROUTER_BASE_URL", &base), ("LOG_LEVEL", "warn")]).map_err(|e| e.to_string())?;
-    println!("models: release local-gateway on {}, mock catalogue of 414 models", gateway.base_url);
+    let gateway = Gateway::start(&[("OPENROUTER_BASE_URL", &base), ("LOG_LEVEL", "warn")])
+        .map_err(|e| e.to_string())?;
+    println!(
+        "models: release local-gateway on {}, mock catalogue of 414 models",
+        gateway.base_url
+    );
     // Warm the cache and the connection.
     measure(&gateway.url("/api/v1/models"), 200, 1).await?;
 
     for (label, path) in [
         ("GET /health (baseline: routing + layers)", "/health"),
         ("GET /api/v1/models (page of 50)", "/api/v1/models"),
-        ("GET /api/v1/models?limit=100&offset=300", "/api/v1/models?limit=100&offset=300"),
-        ("GET /api/v1/models?search=code", "/api/v1/models?search=code"),
-        ("GET /api/v1/models/top?limit=10", "/api/v1/models/top?limit=10"),
-        ("GET /api/v1/models/providers/openai", "/api/v1/models/providers/openai"),
+        (
+            "GET /api/v1/models?limit=100&offset=300",
+            "/api/v1/models?limit=100&offset=300",
+        ),
+        (
+            "GET /api/v1/models?search=code",
+            "/api/v1/models?search=code",
+        ),
+        (
+            "GET /api/v1/models/top?limit=10",
+            "/api/v1/models/top?limit=10",
+        ),
+        (
+            "GET /api/v1/models/providers/openai",
+            "/api/v1/models/providers/openai",
+        ),
     ] {
-        measure(&gateway.url(path), 5000, 1).await?.print(&format!("{label}, 1 client"));
+        measure(&gateway.url(path), 5000, 1)
+            .await?
+            .print(&format!("{label}, 1 client"));
     }
-    measure(&gateway.url("/api/v1/models"), 20000, 8).await?.print("GET /api/v1/models, 8 clients");
-    println!("upstream catalogue fetches during the run: {}", mock.models_fetches());
+    measure(&gateway.url("/api/v1/models"), 20000, 8)
+        .await?
+        .print("GET /api/v1/models, 8 clients");
+    println!(
+        "upstream catalogue fetches during the run: {}",
+        mock.models_fetches()
+    );
     Ok(())
 }

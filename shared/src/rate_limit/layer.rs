@@ -1,0 +1,71 @@
+//! The middleware that puts every HTTP request but `/health` and `OPTIONS` through
+//! the `RateLimiter`, before any body is read.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::Method;
+
+use super::{RateLimiter, Scope};
+use crate::client_ip::ClientIp;
+use crate::error::ApiError;
+
+/// The paths that count against the inference limit as well as the default one.
+pub const INFERENCE_PATHS: [&str; 3] = [
+    "/api/v1/inference",
+    "/api/v1/inference/stream",
+    "/api/v1/chat/completions",
+];
+
+pub async fn limit(
+    State(limiter): State<Arc<RateLimiter>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path();
+    if request.method() == Method::OPTIONS || path == "/health" {
+        return next.run(request).await;
+    }
+    let scope = if INFERENCE_PATHS.contains(&path.trim_end_matches('/')) {
+        Scope::Inference
+    } else {
+        Scope::Http
+    };
+    let Some(ip) = ClientIp::from_extensions(request.extensions()) else {
+        return ApiError::internal("no client address in the request context").into_response();
+    };
+    match limiter.check(ip, scope).await {
+        Ok(decision) if decision.allowed => {
+            let mut response = next.run(request).await;
+            decision.write_headers(response.headers_mut());
+            response
+        }
+        Ok(decision) => {
+            let spent = decision
+                .quotas
+                .iter()
+                .find(|q| q.remaining == 0)
+                .or(decision.tightest());
+            let message = match spent {
+                Some(q) => format!(
+                    "Rate limit exceeded: {} requests per {} s ({} limit); retry in {} s",
+                    q.policy.limit,
+                    q.policy.window.as_secs(),
+                    q.policy.name,
+                    decision.retry_after
+                ),
+                None => "Rate limit exceeded".to_owned(),
+            };
+            let mut response = ApiError::RateLimited {
+                message,
+                retry_after_secs: decision.retry_after,
+            }
+            .into_response();
+            decision.write_headers(response.headers_mut());
+            response
+        }
+        Err(error) => error.into_response(),
+    }
+}

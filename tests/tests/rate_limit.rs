@@ -1,0 +1,593 @@
+//! Per-IP rate limits. The same cases run against both stores: in memory, and
+//! DynamoDB through the real SDK against `moto_server` on 127.0.0.1. Then the
+//! limiter as a user meets it, through the local gateway.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly"
+)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use llm_proxy_shared::rate_limit::{
+    DEFAULT_BUDGET, DynamoStore, IpKeyer, MemoryStore, RateLimiter, Scope, Store,
+};
+use llm_proxy_shared::{ApiError, ClientIp, Config};
+use llm_proxy_tests::dynamo::{self, CountingProxy, DynamoServer, ProxyMode};
+use llm_proxy_tests::{Gateway, MockOpenRouter};
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Memory,
+    Dynamo,
+}
+
+/// A limiter on a manual clock, and the DynamoDB pieces behind it when it has them.
+struct Fixture {
+    limiter: Arc<RateLimiter>,
+    clock: Arc<AtomicU64>,
+    proxy: Option<CountingProxy>,
+    server: Option<DynamoServer>,
+    table_client: Option<aws_sdk_dynamodb::Client>,
+}
+
+const TABLE: &str = "llm-proxy-rate-limits";
+const START_MS: u64 = 1_800_000_000_000;
+
+fn config(vars: &[(&str, &str)]) -> Config {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    Config::from_lookup(|k| map.get(k).cloned()).unwrap()
+}
+
+async fn fixture(kind: Kind, vars: &[(&str, &str)]) -> Fixture {
+    fixture_via(kind, vars, false).await
+}
+
+/// `via_proxy` puts the counting proxy between the limiter and the server.
+async fn fixture_via(kind: Kind, vars: &[(&str, &str)], via_proxy: bool) -> Fixture {
+    let config = config(vars);
+    let clock = Arc::new(AtomicU64::new(START_MS));
+    let (store, proxy, server, table_client) = match kind {
+        Kind::Memory => (Store::Memory(MemoryStore::default()), None, None, None),
+        Kind::Dynamo => {
+            let server = DynamoServer::start().unwrap();
+            let direct = dynamo::client(&server.endpoint).await;
+            dynamo::create_table(&direct, TABLE).await.unwrap();
+            let proxy = CountingProxy::start(&server.endpoint).await.unwrap();
+            let endpoint = if via_proxy {
+                &proxy.endpoint
+            } else {
+                &server.endpoint
+            };
+            let client = DynamoStore::tuned(dynamo::config_for(endpoint), Duration::from_secs(10));
+            let store = DynamoStore::new(client, TABLE);
+            (
+                Store::Dynamo(store),
+                Some(proxy),
+                Some(server),
+                Some(direct),
+            )
+        }
+    };
+    let ticks = clock.clone();
+    let limiter = RateLimiter::new(store, IpKeyer::new(b"test-secret"), &config)
+        .with_clock(Arc::new(move || ticks.load(Ordering::SeqCst)))
+        // moto under 200 concurrent writes can be slower than the production budget;
+        // these cases are about counting, the budget has its own test.
+        .with_budget(Duration::from_secs(10));
+    Fixture {
+        limiter: Arc::new(limiter),
+        clock,
+        proxy,
+        server,
+        table_client,
+    }
+}
+
+fn ip(s: &str) -> ClientIp {
+    ClientIp(s.parse().unwrap())
+}
+
+macro_rules! for_both_stores {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn memory() {
+                    super::$case(super::Kind::Memory).await;
+                }
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn dynamodb() {
+                    super::$case(super::Kind::Dynamo).await;
+                }
+            }
+        )*
+    };
+}
+
+for_both_stores!(
+    exactly_n_are_admitted,
+    concurrent_requests_never_overshoot,
+    a_new_window_admits_again,
+    default_and_inference_limits_together,
+    websocket_connections_have_their_own_limit,
+    one_ipv6_slash_64_shares_a_counter,
+);
+
+async fn exactly_n_are_admitted(kind: Kind) {
+    let f = fixture(kind, &[("RATE_LIMIT_MAX_REQUESTS", "5")]).await;
+    let client = ip("203.0.113.7");
+    for expected_remaining in (0..5).rev() {
+        let decision = f.limiter.check(client, Scope::Http).await.unwrap();
+        assert!(decision.allowed);
+        assert_eq!(decision.tightest().unwrap().remaining, expected_remaining);
+    }
+    let refused = f.limiter.check(client, Scope::Http).await.unwrap();
+    assert!(!refused.allowed);
+    let quota = refused.tightest().unwrap();
+    assert_eq!((quota.policy.limit, quota.remaining), (5, 0));
+    // The default window is 900 s and the clock sits at a window boundary + 0.
+    let window_end = (START_MS - START_MS % 900_000 + 900_000) / 1000;
+    assert_eq!(quota.reset, window_end);
+    assert_eq!(refused.retry_after, window_end - START_MS / 1000);
+    // Someone else is not affected.
+    assert!(
+        f.limiter
+            .check(ip("203.0.113.8"), Scope::Http)
+            .await
+            .unwrap()
+            .allowed
+    );
+}
+
+async fn concurrent_requests_never_overshoot(kind: Kind) {
+    // Fail closed: a store error must show as an error here, not as an admission.
+    let f = fixture(
+        kind,
+        &[
+            ("RATE_LIMIT_MAX_REQUESTS", "1000"),
+            ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "50"),
+            ("RATE_LIMIT_FAIL_MODE", "closed"),
+        ],
+    )
+    .await;
+    let tasks: Vec<_> = (0..200)
+        .map(|_| {
+            let limiter = f.limiter.clone();
+            tokio::spawn(async move {
+                limiter
+                    .check(ip("198.51.100.1"), Scope::Inference)
+                    .await
+                    .unwrap()
+                    .allowed
+            })
+        })
+        .collect();
+    let mut admitted = 0;
+    for task in tasks {
+        admitted += usize::from(task.await.unwrap());
+    }
+    assert_eq!(admitted, 50);
+}
+
+async fn a_new_window_admits_again(kind: Kind) {
+    let f = fixture(
+        kind,
+        &[
+            ("RATE_LIMIT_MAX_REQUESTS", "2"),
+            ("RATE_LIMIT_WINDOW_MS", "1000"),
+        ],
+    )
+    .await;
+    let client = ip("192.0.2.10");
+    assert!(f.limiter.check(client, Scope::Http).await.unwrap().allowed);
+    assert!(f.limiter.check(client, Scope::Http).await.unwrap().allowed);
+    assert!(!f.limiter.check(client, Scope::Http).await.unwrap().allowed);
+    f.clock.fetch_add(999, Ordering::SeqCst);
+    assert!(
+        !f.limiter.check(client, Scope::Http).await.unwrap().allowed,
+        "same window"
+    );
+    f.clock.fetch_add(1, Ordering::SeqCst);
+    let decision = f.limiter.check(client, Scope::Http).await.unwrap();
+    assert!(decision.allowed, "next window");
+    assert_eq!(decision.tightest().unwrap().remaining, 1);
+}
+
+async fn default_and_inference_limits_together(kind: Kind) {
+    let f = fixture(
+        kind,
+        &[
+            ("RATE_LIMIT_MAX_REQUESTS", "5"),
+            ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "3"),
+        ],
+    )
+    .await;
+    let client = ip("192.0.2.20");
+    for _ in 0..3 {
+        let decision = f.limiter.check(client, Scope::Inference).await.unwrap();
+        assert!(decision.allowed);
+        assert_eq!(decision.quotas.len(), 2);
+    }
+    let refused = f.limiter.check(client, Scope::Inference).await.unwrap();
+    assert!(!refused.allowed);
+    let spent = refused.tightest().unwrap();
+    assert_eq!((spent.policy.name, spent.remaining), ("inference", 0));
+    // The refused inference did not count; 2 of the 5 default requests are left.
+    let ok = f.limiter.check(client, Scope::Http).await.unwrap();
+    assert!(ok.allowed);
+    assert_eq!(ok.tightest().unwrap().remaining, 1);
+    assert!(f.limiter.check(client, Scope::Http).await.unwrap().allowed);
+    let refused = f.limiter.check(client, Scope::Http).await.unwrap();
+    assert!(!refused.allowed);
+    assert_eq!(refused.tightest().unwrap().policy.name, "default");
+}
+
+async fn websocket_connections_have_their_own_limit(kind: Kind) {
+    let f = fixture(
+        kind,
+        &[
+            ("WS_RATE_LIMIT_CONNECTIONS", "2"),
+            ("RATE_LIMIT_MAX_REQUESTS", "2"),
+        ],
+    )
+    .await;
+    let client = ip("192.0.2.30");
+    assert!(
+        f.limiter
+            .check(client, Scope::WsConnect)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        f.limiter
+            .check(client, Scope::WsConnect)
+            .await
+            .unwrap()
+            .allowed
+    );
+    let refused = f.limiter.check(client, Scope::WsConnect).await.unwrap();
+    assert!(!refused.allowed);
+    assert_eq!(refused.tightest().unwrap().policy.name, "websocket");
+    assert!(refused.retry_after <= 60);
+    assert!(
+        f.limiter.check(client, Scope::Http).await.unwrap().allowed,
+        "HTTP counts separately"
+    );
+}
+
+async fn one_ipv6_slash_64_shares_a_counter(kind: Kind) {
+    let f = fixture(kind, &[("RATE_LIMIT_MAX_REQUESTS", "2")]).await;
+    assert!(
+        f.limiter
+            .check(ip("2001:db8:aa:bb::1"), Scope::Http)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        f.limiter
+            .check(ip("2001:db8:aa:bb:ffff::2"), Scope::Http)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        !f.limiter
+            .check(ip("2001:db8:aa:bb:1234::3"), Scope::Http)
+            .await
+            .unwrap()
+            .allowed
+    );
+    assert!(
+        f.limiter
+            .check(ip("2001:db8:aa:bc::1"), Scope::Http)
+            .await
+            .unwrap()
+            .allowed,
+        "another /64"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_limited_request_is_one_update_item() {
+    let f = fixture_via(Kind::Dynamo, &[], true).await;
+    let proxy = f.proxy.as_ref().unwrap();
+    for i in 0..12 {
+        let scope = if i % 3 == 0 {
+            Scope::Inference
+        } else {
+            Scope::Http
+        };
+        f.limiter.check(ip("192.0.2.40"), scope).await.unwrap();
+    }
+    assert_eq!(proxy.operations(), vec!["UpdateItem".to_owned(); 12]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_table_holds_no_raw_address_and_every_item_expires() {
+    let f = fixture(Kind::Dynamo, &[]).await;
+    for address in ["203.0.113.77", "2001:db8:77::1"] {
+        f.limiter
+            .check(ip(address), Scope::Inference)
+            .await
+            .unwrap();
+        f.limiter
+            .check(ip(address), Scope::WsConnect)
+            .await
+            .unwrap();
+    }
+    let scan = f
+        .table_client
+        .as_ref()
+        .unwrap()
+        .scan()
+        .table_name(TABLE)
+        .send()
+        .await
+        .unwrap();
+    let items = scan.items();
+    assert_eq!(items.len(), 4);
+    let text = format!("{items:?}");
+    for raw in ["203.0.113.77", "2001:db8", "203-0-113"] {
+        assert!(!text.contains(raw), "raw address {raw} in {text}");
+    }
+    for item in items {
+        let expires: u64 = item["expires_at"].as_n().unwrap().parse().unwrap();
+        assert!(expires > START_MS / 1000, "{item:?}");
+    }
+}
+
+/// A limiter with the production budget in front of a DynamoDB that fails.
+async fn failing(mode: &str) -> (Fixture, Arc<RateLimiter>) {
+    let f = fixture_via(Kind::Dynamo, &[("RATE_LIMIT_FAIL_MODE", mode)], true).await;
+    let config = config(&[("RATE_LIMIT_FAIL_MODE", mode)]);
+    let client = DynamoStore::tuned(
+        dynamo::config_for(&f.proxy.as_ref().unwrap().endpoint),
+        DEFAULT_BUDGET,
+    );
+    let store = DynamoStore::new(client, TABLE);
+    let limiter = Arc::new(RateLimiter::new(
+        Store::Dynamo(store),
+        IpKeyer::new(b"k"),
+        &config,
+    ));
+    (f, limiter)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_or_dead_dynamodb_never_holds_a_request() {
+    for mode in ["open", "closed"] {
+        let (mut f, limiter) = failing(mode).await;
+        assert!(
+            limiter
+                .check(ip("192.0.2.50"), Scope::Http)
+                .await
+                .unwrap()
+                .allowed,
+            "healthy first"
+        );
+
+        // Slower than the budget.
+        f.proxy.as_ref().unwrap().set_mode(ProxyMode::Hang);
+        let started = Instant::now();
+        let result = limiter.check(ip("192.0.2.50"), Scope::Http).await;
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_millis(1000),
+            "{mode}: waited {waited:?}"
+        );
+        check_fail_mode(mode, result);
+
+        // Gone altogether.
+        f.proxy.as_ref().unwrap().set_mode(ProxyMode::Forward);
+        f.server.as_mut().unwrap().stop();
+        let started = Instant::now();
+        let result = limiter.check(ip("192.0.2.50"), Scope::Http).await;
+        let waited = started.elapsed();
+        assert!(
+            waited < Duration::from_millis(1000),
+            "{mode}: waited {waited:?}"
+        );
+        check_fail_mode(mode, result);
+    }
+}
+
+fn check_fail_mode(mode: &str, result: Result<llm_proxy_shared::rate_limit::Decision, ApiError>) {
+    match (mode, result) {
+        ("open", Ok(decision)) => assert!(decision.allowed),
+        ("closed", Err(error)) => {
+            assert_eq!(error.status(), 503);
+            assert_eq!(error.body()["error"]["type"], "unavailable");
+        }
+        (mode, other) => panic!("{mode}: {other:?}"),
+    }
+}
+
+// ---- Through the local gateway, as a client meets it ----
+
+async fn gateway_with(extra: &[(&str, &str)]) -> (MockOpenRouter, Gateway) {
+    let mock = MockOpenRouter::start().await.unwrap();
+    let base = mock.base_url();
+    let mut vars = vec![
+        ("OPENROUTER_API_KEY", "sk-or-v1-rl"),
+        ("OPENROUTER_BASE_URL", base.as_str()),
+    ];
+    vars.extend_from_slice(extra);
+    (mock, Gateway::start(&vars).unwrap())
+}
+
+/// Sends `n` GETs, each claiming a different address in `X-Forwarded-For`.
+async fn spoofed_gets(gateway: &Gateway, path: &str, n: usize) -> Vec<reqwest::Response> {
+    let client = reqwest::Client::new();
+    let mut responses = Vec::new();
+    for i in 0..n {
+        let response = client
+            .get(gateway.url(path))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .header("x-real-ip", format!("198.51.100.{i}"))
+            .send()
+            .await
+            .unwrap();
+        responses.push(response);
+    }
+    responses
+}
+
+async fn assert_limited(response: reqwest::Response, limit: u32) {
+    assert_eq!(response.status(), 429);
+    let h = response.headers().clone();
+    assert_eq!(h["x-ratelimit-limit"], limit.to_string().as_str());
+    assert_eq!(h["x-ratelimit-remaining"], "0");
+    let reset: u64 = h["x-ratelimit-reset"].to_str().unwrap().parse().unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let retry: u64 = h["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(
+        reset >= now && retry >= 1 && retry <= reset - now + 1,
+        "reset {reset} now {now} retry {retry}"
+    );
+    assert!(
+        h["ratelimit-policy"]
+            .to_str()
+            .unwrap()
+            .contains(&format!("q={limit}"))
+    );
+    assert!(h["ratelimit"].to_str().unwrap().contains("r=0"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "rate_limit");
+    assert_eq!(body["error"]["code"], 429);
+}
+
+#[tokio::test]
+async fn the_gateway_limits_by_the_socket_address_not_headers() {
+    let (_mock, gateway) = gateway_with(&[("RATE_LIMIT_MAX_REQUESTS", "3")]).await;
+    // Neither /health nor preflights count.
+    for _ in 0..5 {
+        assert_eq!(
+            reqwest::get(gateway.url("/health")).await.unwrap().status(),
+            200
+        );
+        let preflight = reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, gateway.url("/api/v1/models"))
+            .header("origin", "https://a.example")
+            .header("access-control-request-method", "GET")
+            .send()
+            .await
+            .unwrap();
+        assert!(preflight.status().is_success());
+    }
+    let mut responses = spoofed_gets(&gateway, "/api/v1/models/providers", 4)
+        .await
+        .into_iter();
+    for remaining in ["2", "1", "0"] {
+        let ok = responses.next().unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.headers()["x-ratelimit-remaining"], remaining);
+    }
+    assert_limited(responses.next().unwrap(), 3).await;
+}
+
+#[tokio::test]
+async fn inference_has_its_own_tighter_limit() {
+    let (_mock, gateway) = gateway_with(&[("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "2")]).await;
+    let client = reqwest::Client::new();
+    let body = json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}]});
+    for remaining in ["1", "0"] {
+        let ok = client
+            .post(gateway.url("/api/v1/inference"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.headers()["x-ratelimit-limit"], "2");
+        assert_eq!(ok.headers()["x-ratelimit-remaining"], remaining);
+    }
+    let refused = client
+        .post(gateway.url("/api/v1/inference"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_limited(refused, 2).await;
+    // The default limit still has room.
+    let models = reqwest::get(gateway.url("/api/v1/models/providers"))
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 200);
+    assert_eq!(models.headers()["x-ratelimit-limit"], "100");
+    assert_eq!(models.headers()["x-ratelimit-remaining"], "97");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_counts_in_dynamodb_and_logs_no_address() {
+    let server = DynamoServer::start().unwrap();
+    dynamo::create_table(&dynamo::client(&server.endpoint).await, TABLE)
+        .await
+        .unwrap();
+    let env = dynamo::sdk_env(&server.endpoint);
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.extend([
+        ("RATE_LIMIT_TABLE", TABLE),
+        ("RATE_LIMIT_HASH_KEY", "gateway-secret"),
+        ("RATE_LIMIT_MAX_REQUESTS", "3"),
+        ("LOG_LEVEL", "debug"),
+    ]);
+    let (_mock, gateway) = gateway_with(&vars).await;
+    let mut responses = spoofed_gets(&gateway, "/api/v1/models/providers", 4)
+        .await
+        .into_iter();
+    for _ in 0..3 {
+        assert_eq!(responses.next().unwrap().status(), 200);
+    }
+    assert_limited(responses.next().unwrap(), 3).await;
+    // The client is 127.0.0.1 here; so is the DynamoDB endpoint, which the SDK's
+    // own debug lines may name, so those are told apart by the port.
+    let port = server.endpoint.rsplit(':').next().unwrap().to_owned();
+    let logs = gateway.output();
+    let leaked: Vec<&str> = logs
+        .lines()
+        .filter(|l| {
+            !l.contains("listening on")
+                && l.replace(&format!("127.0.0.1:{port}"), "")
+                    .contains("127.0.0.1")
+        })
+        .collect();
+    assert!(leaked.is_empty(), "client address in logs: {leaked:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_gateway_follows_the_fail_mode_when_dynamodb_fails() {
+    let server = DynamoServer::start().unwrap();
+    let env = dynamo::sdk_env(&server.endpoint);
+    for (mode, status) in [("open", 200), ("closed", 503)] {
+        let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        // No such table: every counter call fails.
+        vars.extend([
+            ("RATE_LIMIT_TABLE", "missing-table"),
+            ("RATE_LIMIT_HASH_KEY", "s"),
+            ("RATE_LIMIT_FAIL_MODE", mode),
+        ]);
+        let (_mock, gateway) = gateway_with(&vars).await;
+        let response = reqwest::get(gateway.url("/api/v1/models/providers"))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{mode}");
+        if status == 503 {
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(body["error"]["type"], "unavailable");
+        }
+    }
+}

@@ -3,11 +3,9 @@
 //! test and stopped when dropped — through `tests/dynamodb_server.py`, which serves one
 //! request at a time as DynamoDB's per-item atomicity needs. Also a counting proxy.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +21,7 @@ use http::StatusCode;
 use llm_proxy_shared::rate_limit::{PARTITION_KEY, TTL_ATTRIBUTE};
 
 use crate::gateway::workspace_root;
+use crate::process::start_and_wait;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DynamoError {
@@ -64,50 +63,12 @@ impl DynamoServer {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .map_err(|e| DynamoError::NotStarted(e.to_string()))?;
-        let mut child = Command::new(python)
-            .arg(script)
-            .args(["127.0.0.1", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| DynamoError::NotStarted(e.to_string()))?;
+        let mut command = Command::new(python);
+        command.arg(script).args(["127.0.0.1", &port.to_string()]);
         // Werkzeug says "Running on http://127.0.0.1:PORT" once it is bound.
-        let (tx, rx) = mpsc::channel();
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let mut seen = String::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line.contains("Running on") => break,
-                Ok(line) => {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    return Err(DynamoError::NotStarted(seen));
-                }
-            }
-        }
+        let child = start_and_wait(&mut command, "Running on", Duration::from_secs(60))
+            .map_err(DynamoError::NotStarted)?
+            .child;
         Ok(Self {
             endpoint: format!("http://127.0.0.1:{port}"),
             child,

@@ -1,12 +1,12 @@
 //! Starts the real `local-gateway` binary as a user would, on 127.0.0.1 and a free
 //! port, and keeps everything it prints so tests can read its logs.
 
-use std::io::{BufRead, BufReader, Read};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crate::process::start_and_wait;
 
 /// Where cargo put this workspace's binaries (the test runner lives in `deps/` below).
 pub fn bin_dir() -> PathBuf {
@@ -59,41 +59,21 @@ impl Gateway {
             .env("PORT", "0")
             .env("HOST", "127.0.0.1")
             .env("ENVIRONMENT", "test")
-            .current_dir(std::env::temp_dir())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .current_dir(std::env::temp_dir());
         for (k, v) in vars {
             command.env(k, v);
         }
-        let mut child = command.spawn().map_err(GatewayError::Spawn)?;
-        let output = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        if let Some(stdout) = child.stdout.take() {
-            pump(stdout, output.clone(), Some(tx.clone()));
-        }
-        if let Some(stderr) = child.stderr.take() {
-            pump(stderr, output.clone(), Some(tx));
-        }
         // The gateway prints its address once it is bound: no polling, no sleeping.
-        let base_url = loop {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) => {
-                    if let Some(rest) = line.split("listening on ").nth(1) {
-                        break rest
-                            .split_whitespace()
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned();
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    let printed = output.lock().map(|o| o.clone()).unwrap_or_default();
-                    return Err(GatewayError::NotListening(printed));
-                }
-            }
-        };
+        let started = start_and_wait(&mut command, "listening on ", Duration::from_secs(30))
+            .map_err(GatewayError::NotListening)?;
+        let base_url = started
+            .ready_line
+            .split("listening on ")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_default()
+            .to_owned();
+        let (child, output) = (started.child, started.output);
         Ok(Self {
             base_url,
             child,
@@ -142,23 +122,4 @@ pub fn run_gateway_expecting_exit(
     let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
     text.push_str(&String::from_utf8_lossy(&out.stderr));
     Ok((out.status.code(), text))
-}
-
-fn pump(
-    source: impl Read + Send + 'static,
-    sink: Arc<Mutex<String>>,
-    lines: Option<mpsc::Sender<String>>,
-) {
-    std::thread::spawn(move || {
-        for line in BufReader::new(source).lines() {
-            let Ok(line) = line else { break };
-            if let Ok(mut out) = sink.lock() {
-                out.push_str(&line);
-                out.push('\n');
-            }
-            if let Some(tx) = &lines {
-                let _ = tx.send(line);
-            }
-        }
-    });
 }

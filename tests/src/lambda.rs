@@ -2,15 +2,14 @@
 //! plane on 127.0.0.1 and runs the function binaries through `lambda_http`; `cargo
 //! lambda invoke` sends them the API Gateway events kept in `events/`.
 
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::gateway::workspace_root;
+use crate::process::start_and_wait;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LambdaError {
@@ -69,51 +68,11 @@ impl LambdaWatch {
         for (k, v) in env {
             command.arg("--env-var").arg(format!("{k}={v}"));
         }
-        command
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
         #[cfg(unix)]
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let mut child = command
-            .spawn()
-            .map_err(|e| LambdaError::Io("spawning cargo lambda watch", e))?;
-
-        let (tx, rx) = mpsc::channel::<String>();
-        for stream in [
-            child
-                .stdout
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-            child
-                .stderr
-                .take()
-                .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines().map_while(Result::ok) {
-                    let _ = tx.send(line);
-                }
-            });
-        }
-        let mut seen = String::new();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) if line.contains("Runtime server") => break,
-                Ok(line) => {
-                    seen.push_str(&line);
-                    seen.push('\n');
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    return Err(LambdaError::NotStarted(seen));
-                }
-            }
-        }
+        let started = start_and_wait(&mut command, "Runtime server", Duration::from_secs(60))
+            .map_err(LambdaError::NotStarted)?;
+        let child = started.child;
         Ok(Self { port, child })
     }
 

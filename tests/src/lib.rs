@@ -4,8 +4,9 @@
 pub mod dynamo;
 pub mod fixtures;
 pub mod gateway;
+pub mod lambda;
 pub mod mock;
+pub mod process;
 
 pub use gateway::Gateway;
 pub use mock::{Behaviour, MockOpenRouter, ModelsBehaviour};
-pub mod lambda;

@@ -35,6 +35,7 @@ async fn run() -> Result<(), String> {
 
     let routes = inference::router(state.clone())
         .merge(models::router(state.clone()))
+        .merge(stream::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
             in_flight::InFlightLimit::new(config.max_concurrent_requests),
             in_flight::limit,

@@ -32,3 +32,40 @@ pub fn error_400() -> Bytes {
 pub fn error_provider() -> String {
     ERROR_PROVIDER.to_owned()
 }
+
+/// The captured SSE streams, by name: `text`, `tool-calls`, `reasoning`, `usage-empty-choices`.
+pub fn stream(name: &str) -> Option<Bytes> {
+    let bytes: &'static [u8] = match name {
+        "text" => include_bytes!("../fixtures/openrouter/streams/text.sse"),
+        "tool-calls" => include_bytes!("../fixtures/openrouter/streams/tool-calls.sse"),
+        "reasoning" => include_bytes!("../fixtures/openrouter/streams/reasoning.sse"),
+        "usage-empty-choices" => {
+            include_bytes!("../fixtures/openrouter/streams/usage-empty-choices.sse")
+        }
+        _ => return None,
+    };
+    Some(Bytes::from_static(bytes))
+}
+
+pub const STREAMS: [&str; 4] = ["text", "tool-calls", "reasoning", "usage-empty-choices"];
+
+/// Splits an SSE body into its events (each with its blank-line terminator), as
+/// OpenRouter sends them one by one.
+pub fn sse_events(body: &[u8]) -> Vec<Bytes> {
+    let mut events = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i + 1 < body.len() {
+        if body[i] == b'\n' && body[i + 1] == b'\n' {
+            events.push(Bytes::copy_from_slice(&body[start..i + 2]));
+            start = i + 2;
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    if start < body.len() {
+        events.push(Bytes::copy_from_slice(&body[start..]));
+    }
+    events
+}

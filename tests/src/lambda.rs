@@ -76,9 +76,23 @@ impl LambdaWatch {
         Ok(Self { port, child })
     }
 
+    /// Where `cargo lambda watch` serves `function` as a Function URL (the prefix is
+    /// stripped before the function sees the path).
+    pub fn function_url(&self, function: &str, path: &str) -> String {
+        format!("http://127.0.0.1:{}/lambda-url/{function}{path}", self.port)
+    }
+
     /// Invokes `function` with an event file from `events/`; returns the function's
     /// API Gateway response (`statusCode`, `headers`, `body`, ...).
     pub fn invoke(&self, function: &str, event: &str) -> Result<Value, LambdaError> {
+        let stdout = self.invoke_raw(function, event)?;
+        serde_json::from_str(stdout.trim())
+            .map_err(|e| LambdaError::Invoke(format!("{e}: {stdout}")))
+    }
+
+    /// Invokes `function` and returns what `cargo lambda invoke` printed: for a
+    /// streaming function, the streamed body.
+    pub fn invoke_raw(&self, function: &str, event: &str) -> Result<String, LambdaError> {
         let mut command = cargo_with_lambda()?;
         let output = command
             .args([
@@ -95,15 +109,14 @@ impl LambdaWatch {
             .stdin(Stdio::null())
             .output()
             .map_err(|e| LambdaError::Io("running cargo lambda invoke", e))?;
-        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if !output.status.success() {
             return Err(LambdaError::Invoke(format!(
                 "{stdout}{}",
                 String::from_utf8_lossy(&output.stderr)
             )));
         }
-        serde_json::from_str(stdout.trim())
-            .map_err(|e| LambdaError::Invoke(format!("{e}: {stdout}")))
+        Ok(stdout)
     }
 }
 

@@ -37,6 +37,9 @@ pub enum Behaviour {
     Reset,
     /// A 200 whose body, after padding, is an error object (the model failed late).
     ErrorInBody(u16),
+    /// Streams only: send the captured text stream one event per `step()`, the first
+    /// at once. A proxy that buffers never shows event k, and the test never steps.
+    LockStep,
 }
 
 impl Behaviour {
@@ -91,6 +94,8 @@ struct Shared {
     models_gate: tokio::sync::Semaphore,
     received: Mutex<Vec<Recorded>>,
     arrivals: tokio::sync::Notify,
+    steps: tokio::sync::Semaphore,
+    streams_closed: Mutex<Vec<std::time::Instant>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -122,6 +127,8 @@ impl MockOpenRouter {
             models_gate: tokio::sync::Semaphore::new(0),
             received: Mutex::new(Vec::new()),
             arrivals: tokio::sync::Notify::new(),
+            steps: tokio::sync::Semaphore::new(0),
+            streams_closed: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/api/v1/chat/completions", post(chat))
@@ -167,6 +174,30 @@ impl MockOpenRouter {
     /// Lets `n` held catalogue requests answer.
     pub fn release_models(&self, n: usize) {
         self.shared.models_gate.add_permits(n);
+    }
+
+    /// Lets a `LockStep` stream send its next event.
+    pub fn step(&self) {
+        self.shared.steps.add_permits(1);
+    }
+
+    /// When streamed answers ended, for whatever reason (finished, or the proxy went).
+    pub fn streams_closed(&self) -> Vec<std::time::Instant> {
+        lock(&self.shared.streams_closed).clone()
+    }
+
+    /// Waits until `n` streamed answers have ended; false if `within` passes first.
+    pub async fn wait_for_streams_closed(&self, n: usize, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.shared.arrivals.notified();
+            if self.streams_closed().len() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.streams_closed().len() >= n;
+            }
+        }
     }
 
     /// How many catalogue fetches have arrived (answered or not).
@@ -232,6 +263,9 @@ async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         .and_then(Value::as_str)
         .unwrap_or_default();
     let behaviour = Behaviour::from_model(model).unwrap_or_else(|| lock(&shared.behaviour).clone());
+    if body.get("stream") == Some(&Value::Bool(true)) {
+        return streamed(shared.clone(), model, behaviour).await;
+    }
     match behaviour {
         Behaviour::Replay => completion(),
         Behaviour::Status(status) => error_for_status(status),
@@ -255,6 +289,7 @@ async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
                                         "metadata": {"provider_name": "Mock"}}});
             padded(2, Duration::from_millis(5), Bytes::from(body.to_string()))
         }
+        Behaviour::LockStep => completion(),
     }
 }
 
@@ -295,6 +330,179 @@ fn json_response(body: Body) -> Response {
         body,
     )
         .into_response()
+}
+
+/// One step of a streamed answer.
+enum Step {
+    Send(Bytes),
+    Sleep(Duration),
+    /// Wait for the test's `step()`.
+    WaitForTest,
+    /// Break the connection.
+    Reset,
+    /// Send this every so often, for ever.
+    Forever {
+        every: Duration,
+        event: Bytes,
+    },
+}
+
+/// Notes when a streamed answer ends, however it ends.
+struct CloseGuard(Arc<Shared>);
+
+impl Drop for CloseGuard {
+    fn drop(&mut self) {
+        lock(&self.0.streams_closed).push(std::time::Instant::now());
+        self.0.arrivals.notify_waiters();
+    }
+}
+
+const KEEP_ALIVE: &[u8] = b": OPENROUTER PROCESSING\n\n";
+
+/// A streamed answer, chosen by model name (`mock/stream-<fixture>`, `mock/stream-error`,
+/// `mock/stream-reset`, `mock/stream-garbage`, `mock/stream-stall-MS`,
+/// `mock/stream-big-BYTES`, `mock/stream-endless-MS`, `mock/stream-keepalive-MS`) or by
+/// the programmatic behaviour; otherwise the captured text stream.
+async fn streamed(shared: Arc<Shared>, model: &str, behaviour: Behaviour) -> Response {
+    match behaviour {
+        Behaviour::Status(status) => return error_for_status(status),
+        Behaviour::Stall(delay) => tokio::time::sleep(delay).await,
+        _ => {}
+    }
+    let text = fixtures::sse_events(&fixtures::stream("text").unwrap_or_default());
+    let half = text.len() / 2;
+    let spec = model.strip_prefix("mock/stream-").unwrap_or("");
+    let (name, number) = match spec.rsplit_once('-') {
+        Some((name, n)) if n.parse::<u64>().is_ok() => (name, n.parse::<u64>().unwrap_or(0)),
+        _ => (spec, 0),
+    };
+    let mut steps: Vec<Step> = match (name, &behaviour) {
+        (_, Behaviour::LockStep) => {
+            let mut steps = Vec::new();
+            for (i, event) in text.iter().enumerate() {
+                if i > 0 {
+                    steps.push(Step::WaitForTest);
+                }
+                steps.push(Step::Send(event.clone()));
+            }
+            steps
+        }
+        ("error", _) => {
+            let mut steps: Vec<Step> = text[..half].iter().cloned().map(Step::Send).collect();
+            let error = json!({"id": "gen-mock", "object": "chat.completion.chunk", "created": 1_754_441_342,
+                "model": "openai/gpt-4o", "provider": "OpenAI",
+                "error": {"code": 502, "message": "Provider disconnected unexpectedly",
+                          "metadata": {"provider_name": "OpenAI"}},
+                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]});
+            steps.push(Step::Send(Bytes::from(format!("data: {error}\n\n"))));
+            steps.push(Step::Send(Bytes::from_static(b"data: [DONE]\n\n")));
+            steps
+        }
+        ("reset", _) => {
+            let mut steps: Vec<Step> = text[..half].iter().cloned().map(Step::Send).collect();
+            // Half an event, then the connection breaks (a moment later, so that what
+            // came before has gone out).
+            steps.push(Step::Send(Bytes::from_static(
+                b"data: {\"id\":\"gen-mock\",\"choi",
+            )));
+            steps.push(Step::Sleep(Duration::from_millis(50)));
+            steps.push(Step::Reset);
+            steps
+        }
+        ("garbage", _) => {
+            let mut steps: Vec<Step> = text[..half].iter().cloned().map(Step::Send).collect();
+            steps.push(Step::Send(Bytes::from_static(
+                b"<html>502 Bad Gateway</html>\n\n",
+            )));
+            steps.extend(text[half..].iter().cloned().map(Step::Send));
+            steps
+        }
+        ("stall", _) => {
+            let mut steps: Vec<Step> = text[..half].iter().cloned().map(Step::Send).collect();
+            steps.push(Step::Sleep(Duration::from_millis(number)));
+            steps.extend(text[half..].iter().cloned().map(Step::Send));
+            steps
+        }
+        ("big", _) => {
+            let image = format!(
+                "data:image/png;base64,{}",
+                "A".repeat(usize::try_from(number).unwrap_or(0))
+            );
+            let chunk = json!({"id": "gen-mock-image", "object": "chat.completion.chunk", "created": 1_754_441_342,
+                "model": "google/gemini-2.5-flash-image", "provider": "Google",
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": "",
+                    "images": [{"type": "image_url", "image_url": {"url": image}}]},
+                    "finish_reason": null}]});
+            vec![
+                Step::Send(Bytes::from_static(KEEP_ALIVE)),
+                Step::Send(Bytes::from(format!("data: {chunk}\n\n"))),
+                Step::Send(Bytes::from_static(b"data: [DONE]\n\n")),
+            ]
+        }
+        ("endless", _) => vec![
+            Step::Send(text[1].clone()),
+            Step::Forever {
+                every: Duration::from_millis(number.max(1)),
+                event: text[2].clone(),
+            },
+        ],
+        ("keepalive", _) => vec![
+            Step::Send(text[1].clone()),
+            Step::Forever {
+                every: Duration::from_millis(number.max(1)),
+                event: Bytes::from_static(KEEP_ALIVE),
+            },
+        ],
+        (fixture, _) => fixtures::sse_events(
+            &fixtures::stream(fixture)
+                .unwrap_or_else(|| fixtures::stream("text").unwrap_or_default()),
+        )
+        .into_iter()
+        .map(Step::Send)
+        .collect(),
+    };
+    steps.reverse();
+    let guard = CloseGuard(shared.clone());
+    let body = stream::unfold((steps, guard), |(mut steps, guard)| async move {
+        loop {
+            match steps.pop()? {
+                Step::Send(bytes) => return Some((Ok(bytes), (steps, guard))),
+                Step::Sleep(delay) => tokio::time::sleep(delay).await,
+                Step::WaitForTest => {
+                    if let Ok(permit) = guard.0.steps.acquire().await {
+                        permit.forget();
+                    }
+                }
+                Step::Reset => {
+                    let error =
+                        std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock reset");
+                    return Some((Err(error), (Vec::new(), guard)));
+                }
+                Step::Forever { every, event } => {
+                    tokio::time::sleep(every).await;
+                    steps.push(Step::Forever {
+                        every,
+                        event: event.clone(),
+                    });
+                    return Some((Ok(event), (steps, guard)));
+                }
+            }
+        }
+    });
+    let mut response = (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/event-stream"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        "x-generation-id",
+        HeaderValue::from_static("gen-1754441342-hIkMo7SMi0ZecQw3oR4d"),
+    );
+    response
 }
 
 /// OpenRouter's error body for each status, as the real service words them.

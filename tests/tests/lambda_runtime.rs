@@ -8,7 +8,10 @@
     reason = "a test fails loudly"
 )]
 use llm_proxy_tests::lambda::{LambdaWatch, response_header};
-use llm_proxy_tests::{MockOpenRouter, fixtures};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use llm_proxy_tests::{Behaviour, MockOpenRouter, fixtures};
 use serde_json::Value;
 
 const KEY: &str = "sk-or-v1-lambda-test-key";
@@ -118,4 +121,90 @@ async fn the_catalogue_answers_api_gateway_events() {
         .filter(|r| r.path == "/api/v1/models")
         .count();
     assert_eq!(fetches, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_stream_function_streams_under_the_lambda_runtime() {
+    let mock = MockOpenRouter::start().await.unwrap();
+    let base = mock.base_url();
+    let watch =
+        LambdaWatch::start(&[("OPENROUTER_API_KEY", KEY), ("OPENROUTER_BASE_URL", &base)]).unwrap();
+    let client = reqwest::Client::new();
+    let body = serde_json::json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}],
+                                  "stream": true});
+
+    // Lock-step: the mock sends event k+1 only once the client holds event k, so the
+    // stream completes only if the runtime forwards each event as it is written.
+    mock.set_behaviour(Behaviour::LockStep);
+    let run = async {
+        let url = watch.function_url("stream", "/api/v1/inference/stream");
+        let response = client.post(url).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let mut stream = response.bytes_stream();
+        let (mut received, mut stepped) = (Vec::new(), 0);
+        while let Some(chunk) = stream.next().await {
+            received.extend_from_slice(&chunk.unwrap());
+            let complete = fixtures::sse_events(&received)
+                .iter()
+                .filter(|e| e.ends_with(b"\n\n"))
+                .count();
+            while stepped < complete {
+                stepped += 1;
+                mock.step();
+            }
+        }
+        received
+    };
+    // The first invocation may compile the function.
+    let received = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .expect("events held back");
+    assert_eq!(received, fixtures::stream("text").unwrap());
+
+    // A buffered JSON answer under the streaming runtime must not come back empty
+    // (aws-lambda-rust-runtime issue 805).
+    mock.set_behaviour(Behaviour::Replay);
+    let mut plain = body.clone();
+    plain["stream"] = serde_json::json!(false);
+    let response = client
+        .post(watch.function_url("stream", "/api/v1/chat/completions"))
+        .json(&plain)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.bytes().await.unwrap(), fixtures::chat_completion());
+
+    // The Function URL events in events/, through `cargo lambda invoke`.
+    let streamed =
+        tokio::task::block_in_place(|| watch.invoke_raw("stream", "stream-url.json")).unwrap();
+    // (invoke adds one newline of its own after the body)
+    let expected = String::from_utf8(fixtures::stream("text").unwrap().to_vec()).unwrap();
+    assert!(
+        streamed == expected || streamed == format!("{expected}\n"),
+        "{streamed}"
+    );
+    let answer = tokio::task::block_in_place(|| {
+        watch.invoke_raw("stream", "chat-completions-json-url.json")
+    })
+    .unwrap();
+    assert_eq!(
+        answer.trim().as_bytes(),
+        fixtures::chat_completion().trim_ascii()
+    );
+
+    // And an error before the first byte keeps its status and JSON shape.
+    let mut limited = body.clone();
+    limited["model"] = serde_json::json!("mock/status-429");
+    let response = client
+        .post(watch.function_url("stream", "/api/v1/chat/completions"))
+        .json(&limited)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 429);
+    let error: Value = response.json().await.unwrap();
+    assert_eq!(error["error"]["type"], "openrouter");
 }

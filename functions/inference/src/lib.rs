@@ -6,6 +6,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
+use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use llm_proxy_shared::openrouter::forward_generation_id;
 use llm_proxy_shared::validation::validate_chat_request;
@@ -30,10 +31,21 @@ async fn inference(
              (or POST /api/v1/chat/completions with \"stream\": true)",
         ));
     }
+    complete(&app, &headers, body.raw, &request.model).await
+}
+
+/// One chat completion answered as JSON, OpenRouter's body unchanged. Also what
+/// `/api/v1/chat/completions` answers when `stream` is not true.
+pub async fn complete(
+    app: &AppState,
+    headers: &HeaderMap,
+    raw: Bytes,
+    model: &str,
+) -> Result<Response, ApiError> {
     // The caller's bytes go upstream as they came, so fields the proxy has never
     // heard of arrive exactly as written.
-    let answer = app.openrouter.chat(body.raw, &headers).await?;
-    tracing::info!(model = %request.model, "inference answered");
+    let answer = app.openrouter.chat(raw, headers).await?;
+    tracing::info!(model = %model, "inference answered");
     let mut response = (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],

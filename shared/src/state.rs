@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::catalog::ModelCatalog;
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::openrouter::{ClientBuildError, OpenRouterClient};
 use crate::rate_limit::RateLimiter;
 
@@ -17,7 +17,25 @@ pub struct AppState {
     pub started: Instant,
 }
 
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+}
+
 impl AppState {
+    /// A Lambda container's start: settings from the environment, logs, clients, and
+    /// the rate-limit store's connection opened before the first request.
+    pub async fn from_env() -> Result<Arc<Self>, StartupError> {
+        let config = Config::from_env()?;
+        crate::telemetry::init(&config);
+        let state = Self::new(config).await?;
+        state.rate_limiter.warm().await;
+        Ok(state)
+    }
+
     pub async fn new(config: Config) -> Result<Arc<Self>, ClientBuildError> {
         let openrouter = OpenRouterClient::new(&config)?;
         let catalog = ModelCatalog::new(openrouter.clone(), config.models_cache_ttl);

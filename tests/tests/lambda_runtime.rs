@@ -10,8 +10,7 @@
 use llm_proxy_tests::lambda::{LambdaWatch, response_header};
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use llm_proxy_tests::{Behaviour, MockOpenRouter, fixtures};
+use llm_proxy_tests::{Behaviour, MockOpenRouter, fixtures, read_lock_step};
 use serde_json::Value;
 
 const KEY: &str = "sk-or-v1-lambda-test-key";
@@ -141,20 +140,7 @@ async fn the_stream_function_streams_under_the_lambda_runtime() {
         let response = client.post(url).json(&body).send().await.unwrap();
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
-        let mut stream = response.bytes_stream();
-        let (mut received, mut stepped) = (Vec::new(), 0);
-        while let Some(chunk) = stream.next().await {
-            received.extend_from_slice(&chunk.unwrap());
-            let complete = fixtures::sse_events(&received)
-                .iter()
-                .filter(|e| e.ends_with(b"\n\n"))
-                .count();
-            while stepped < complete {
-                stepped += 1;
-                mock.step();
-            }
-        }
-        received
+        read_lock_step(response, &mock).await.unwrap()
     };
     // The first invocation may compile the function.
     let received = tokio::time::timeout(Duration::from_secs(240), run)

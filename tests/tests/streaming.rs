@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, fixtures};
+use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, fixtures, read_lock_step};
 use serde_json::{Value, json};
 
 const ENDPOINTS: [&str; 2] = ["/api/v1/inference/stream", "/api/v1/chat/completions"];
@@ -89,21 +89,7 @@ async fn lock_step(gateway: &Gateway, mock: &MockOpenRouter, url: &str) {
             .await
             .unwrap();
         assert_eq!(response.status(), 200);
-        let mut body = response.bytes_stream();
-        let mut received = Vec::new();
-        let mut events_seen = 0;
-        while let Some(chunk) = body.next().await {
-            received.extend_from_slice(&chunk.unwrap());
-            let complete = fixtures::sse_events(&received)
-                .iter()
-                .filter(|e| e.ends_with(b"\n\n"))
-                .count();
-            while events_seen < complete {
-                events_seen += 1;
-                mock.step();
-            }
-        }
-        received
+        read_lock_step(response, mock).await.unwrap()
     };
     let received = tokio::time::timeout(Duration::from_secs(20), run)
         .await

@@ -86,6 +86,11 @@ impl Gateway {
         self.output.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
+    /// The gateway's process id, for reading its memory from /proc.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }

@@ -345,6 +345,11 @@ enum Step {
         every: Duration,
         event: Bytes,
     },
+    /// Send this many times, as fast as the reader takes it.
+    Repeat {
+        times: u64,
+        event: Bytes,
+    },
 }
 
 /// Notes when a streamed answer ends, however it ends.
@@ -446,6 +451,19 @@ async fn streamed(shared: Arc<Shared>, model: &str, behaviour: Behaviour) -> Res
                 event: text[2].clone(),
             },
         ],
+        ("volume", _) => {
+            // About `number` MB of 8 KiB content deltas, for throughput and memory.
+            let delta = json!({"id": "gen-mock-volume", "object": "chat.completion.chunk", "created": 1_754_441_342,
+                "model": "openai/gpt-4o", "provider": "OpenAI",
+                "choices": [{"index": 0, "delta": {"content": "x".repeat(8 * 1024)}, "finish_reason": null}]});
+            let event = Bytes::from(format!("data: {delta}\n\n"));
+            let times = (number * 1024 * 1024).div_ceil(event.len() as u64);
+            vec![
+                Step::Send(text[0].clone()),
+                Step::Repeat { times, event },
+                Step::Send(Bytes::from_static(b"data: [DONE]\n\n")),
+            ]
+        }
         ("keepalive", _) => vec![
             Step::Send(text[1].clone()),
             Step::Forever {
@@ -477,6 +495,15 @@ async fn streamed(shared: Arc<Shared>, model: &str, behaviour: Behaviour) -> Res
                     let error =
                         std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock reset");
                     return Some((Err(error), (Vec::new(), guard)));
+                }
+                Step::Repeat { times, event } => {
+                    if times > 1 {
+                        steps.push(Step::Repeat {
+                            times: times - 1,
+                            event: event.clone(),
+                        });
+                    }
+                    return Some((Ok(event), (steps, guard)));
                 }
                 Step::Forever { every, event } => {
                     tokio::time::sleep(every).await;

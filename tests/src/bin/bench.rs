@@ -2,7 +2,8 @@
 //!
 //! Build and run in release: `cargo run --release -p llm-proxy-tests --bin bench -- <name>`
 //! (it starts the release `local-gateway` from the same target folder, and the mock
-//! OpenRouter in-process; everything on 127.0.0.1). Names: `models`.
+//! OpenRouter in-process; everything on 127.0.0.1). Names: `models`, `ratelimit`,
+//! `stream`, or `all`.
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -19,7 +20,17 @@ async fn main() -> ExitCode {
     let name = std::env::args().nth(1).unwrap_or_default();
     let result = match name.as_str() {
         "models" => models().await,
-        _ => Err("usage: bench models".to_owned()),
+        "ratelimit" => ratelimit().await,
+        "stream" => stream().await,
+        "all" => {
+            async {
+                models().await?;
+                ratelimit().await?;
+                stream().await
+            }
+            .await
+        }
+        _ => Err("usage: bench models|ratelimit|stream|all".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -30,12 +41,32 @@ async fn main() -> ExitCode {
     }
 }
 
+/// The limits are part of every request's path, so they stay on, out of reach.
+const UNLIMITED: (&str, &str) = ("RATE_LIMIT_MAX_REQUESTS", "1000000000");
+const UNLIMITED_INFERENCE: (&str, &str) = ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "1000000000");
+const PROFILE: &str = if cfg!(debug_assertions) {
+    "debug build: figures mean little"
+} else {
+    "release"
+};
+
 struct Figures {
     samples: Vec<Duration>,
     wall: Duration,
 }
 
 impl Figures {
+    fn print_latency(&self, label: &str) {
+        let us = |d: Duration| d.as_secs_f64() * 1e6;
+        println!(
+            "{label:<44} n={:<6} p50={:>8.1} µs  p90={:>8.1} µs  p99={:>8.1} µs",
+            self.samples.len(),
+            us(self.percentile(50.0)),
+            us(self.percentile(90.0)),
+            us(self.percentile(99.0)),
+        );
+    }
+
     fn percentile(&self, p: f64) -> Duration {
         let mut sorted = self.samples.clone();
         sorted.sort();
@@ -95,10 +126,15 @@ async fn measure(url: &str, n: usize, concurrency: usize) -> Result<Figures, Str
 async fn models() -> Result<(), String> {
     let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
     let base = mock.base_url();
-    let gateway = Gateway::start(&[("OPENROUTER_BASE_URL", &base), ("LOG_LEVEL", "warn")])
-        .map_err(|e| e.to_string())?;
+    let gateway = Gateway::start(&[
+        ("OPENROUTER_BASE_URL", &base),
+        ("LOG_LEVEL", "warn"),
+        UNLIMITED,
+        UNLIMITED_INFERENCE,
+    ])
+    .map_err(|e| e.to_string())?;
     println!(
-        "models: release local-gateway on {}, mock catalogue of 414 models",
+        "models: local-gateway ({PROFILE}) on {}, 414 models, in-memory rate limiter",
         gateway.base_url
     );
     // Warm the cache and the connection.
@@ -134,6 +170,205 @@ async fn models() -> Result<(), String> {
     println!(
         "upstream catalogue fetches during the run: {}",
         mock.models_fetches()
+    );
+    Ok(())
+}
+
+/// The rate limiter's own cost per request: `RateLimiter::check` timed in-process,
+/// against the memory store and against DynamoDB (moto on 127.0.0.1).
+async fn ratelimit() -> Result<(), String> {
+    use llm_proxy_shared::rate_limit::{
+        DEFAULT_BUDGET, DynamoStore, IpKeyer, MemoryStore, RateLimiter, Scope, Store,
+    };
+    use llm_proxy_tests::dynamo;
+
+    let config = llm_proxy_shared::Config::from_lookup(|k| match k {
+        "RATE_LIMIT_MAX_REQUESTS" | "RATE_LIMIT_INFERENCE_MAX_REQUESTS" => {
+            Some("1000000000".to_owned())
+        }
+        _ => None,
+    })
+    .map_err(|e| e.to_string())?;
+    let ips: Vec<llm_proxy_shared::ClientIp> = (0..1000u32)
+        .map(|i| llm_proxy_shared::ClientIp(std::net::Ipv4Addr::from(0x0A00_0000 + i).into()))
+        .collect();
+
+    async fn run(
+        limiter: &RateLimiter,
+        ips: &[llm_proxy_shared::ClientIp],
+        n: usize,
+    ) -> Result<Figures, String> {
+        let started = Instant::now();
+        let mut samples = Vec::with_capacity(n);
+        for i in 0..n {
+            let t = Instant::now();
+            let decision = limiter
+                .check(
+                    ips[i % ips.len()],
+                    if i % 2 == 0 {
+                        Scope::Http
+                    } else {
+                        Scope::Inference
+                    },
+                )
+                .await;
+            samples.push(t.elapsed());
+            if !decision.map_err(|e| e.to_string())?.allowed {
+                return Err("refused".into());
+            }
+        }
+        Ok(Figures {
+            samples,
+            wall: started.elapsed(),
+        })
+    }
+
+    println!("ratelimit: RateLimiter::check per request, 1000 client IPs, half of them inference");
+    let memory = RateLimiter::new(
+        Store::Memory(MemoryStore::default()),
+        IpKeyer::new(b"bench"),
+        &config,
+    );
+    run(&memory, &ips, 2000).await?;
+    run(&memory, &ips, 100_000).await?.print("memory store");
+
+    let server = dynamo::DynamoServer::start().map_err(|e| e.to_string())?;
+    let direct = dynamo::client(&server.endpoint).await;
+    dynamo::create_table(&direct, "bench")
+        .await
+        .map_err(|e| e.to_string())?;
+    let client = DynamoStore::tuned(dynamo::config_for(&server.endpoint), DEFAULT_BUDGET);
+    let limiter = RateLimiter::new(
+        Store::Dynamo(DynamoStore::new(client, "bench")),
+        IpKeyer::new(b"bench"),
+        &config,
+    );
+    run(&limiter, &ips, 100).await?;
+    run(&limiter, &ips, 3000)
+        .await?
+        .print("DynamoDB store (moto, one UpdateItem)");
+    println!(
+        "(moto is Python answering one request at a time; DynamoDB in-region answers an UpdateItem in single-digit ms)"
+    );
+    Ok(())
+}
+
+/// Reads /proc/PID/status for VmRSS in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Time to the first byte of a streamed answer.
+async fn ttfb(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<Duration, String> {
+    use futures_util::StreamExt;
+    let t = Instant::now();
+    let response = client
+        .post(url)
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stream = response.bytes_stream();
+    stream
+        .next()
+        .await
+        .ok_or("empty stream")?
+        .map_err(|e| e.to_string())?;
+    let first = t.elapsed();
+    while let Some(chunk) = stream.next().await {
+        chunk.map_err(|e| e.to_string())?;
+    }
+    Ok(first)
+}
+
+/// The stream relay: memory of the gateway process while it relays 100 MB, and the
+/// time to first byte it adds (through the proxy vs straight to the mock, one run).
+async fn stream() -> Result<(), String> {
+    use futures_util::StreamExt;
+    let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
+    let base = mock.base_url();
+    let gateway = Gateway::start(&[
+        ("OPENROUTER_API_KEY", "bench"),
+        ("OPENROUTER_BASE_URL", &base),
+        ("LOG_LEVEL", "warn"),
+        UNLIMITED,
+        UNLIMITED_INFERENCE,
+    ])
+    .map_err(|e| e.to_string())?;
+    let client = reqwest::Client::new();
+    let pid = gateway.pid();
+
+    let body = serde_json::json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+    let through = gateway.url("/api/v1/inference/stream");
+    let direct = format!("{base}/chat/completions");
+    for _ in 0..50 {
+        ttfb(&client, &through, &body).await?;
+        ttfb(&client, &direct, &body).await?;
+    }
+    let (mut via, mut straight) = (Vec::new(), Vec::new());
+    for _ in 0..1000 {
+        via.push(ttfb(&client, &through, &body).await?);
+        straight.push(ttfb(&client, &direct, &body).await?);
+    }
+    let wall = Duration::from_secs(1);
+    println!(
+        "stream: local-gateway ({PROFILE}); time to first byte, 1000 streams each way, alternating"
+    );
+    Figures {
+        samples: straight.clone(),
+        wall,
+    }
+    .print_latency("straight to the mock");
+    Figures {
+        samples: via.clone(),
+        wall,
+    }
+    .print_latency("through the proxy (local gateway)");
+    let added: Vec<Duration> = via
+        .iter()
+        .zip(&straight)
+        .map(|(v, s)| v.saturating_sub(*s))
+        .collect();
+    Figures {
+        samples: added,
+        wall,
+    }
+    .print_latency("added by the proxy (pairwise)");
+
+    let idle = rss_kib(pid).unwrap_or(0);
+    let volume = serde_json::json!({"model": "mock/stream-volume-100", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+    let started = Instant::now();
+    let response = client
+        .post(&through)
+        .json(&volume)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stream = response.bytes_stream();
+    let (mut bytes, mut peak, mut samples) = (0u64, idle, 0u32);
+    while let Some(chunk) = stream.next().await {
+        bytes += chunk.map_err(|e| e.to_string())?.len() as u64;
+        if bytes / (1024 * 1024) > u64::from(samples) {
+            samples += 1;
+            peak = peak.max(rss_kib(pid).unwrap_or(0));
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "stream: relayed {:.1} MB in {:.2} s ({:.0} MB/s); gateway RSS idle {} KiB, peak while relaying {} KiB ({} samples), after {} KiB",
+        bytes as f64 / 1e6,
+        seconds,
+        bytes as f64 / 1e6 / seconds,
+        idle,
+        peak,
+        samples,
+        rss_kib(pid).unwrap_or(0)
     );
     Ok(())
 }

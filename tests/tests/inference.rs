@@ -68,6 +68,8 @@ async fn the_seed_example_gets_openrouters_answer_byte_for_byte() {
         .post(gateway.url("/api/v1/inference"))
         .header("HTTP-Referer", "https://app.example")
         .header("X-Title", "Example App")
+        .header("X-OpenRouter-Title", "Example App 2")
+        .header("X-Unrelated", "not forwarded")
         .json(&seed_request())
         .send()
         .await
@@ -88,6 +90,8 @@ async fn the_seed_example_gets_openrouters_answer_byte_for_byte() {
     assert_eq!(upstream.headers["authorization"], format!("Bearer {KEY}"));
     assert_eq!(upstream.headers["http-referer"], "https://app.example");
     assert_eq!(upstream.headers["x-title"], "Example App");
+    assert_eq!(upstream.headers["x-openrouter-title"], "Example App 2");
+    assert!(upstream.headers.get("x-unrelated").is_none());
 }
 
 #[tokio::test]

@@ -194,3 +194,63 @@ async fn the_stream_function_streams_under_the_lambda_runtime() {
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["type"], "openrouter");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lambda_functions_count_in_dynamodb_by_the_request_context_ip() {
+    use llm_proxy_tests::dynamo::{self, DynamoServer};
+    let server = DynamoServer::start().unwrap();
+    let table_client = dynamo::client(&server.endpoint).await;
+    dynamo::create_table(&table_client, "lambda-limits")
+        .await
+        .unwrap();
+    let mock = MockOpenRouter::start().await.unwrap();
+    let base = mock.base_url();
+    let env = dynamo::sdk_env(&server.endpoint);
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.extend([
+        ("OPENROUTER_API_KEY", KEY),
+        ("OPENROUTER_BASE_URL", base.as_str()),
+        ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true"),
+        ("RATE_LIMIT_TABLE", "lambda-limits"),
+        ("RATE_LIMIT_HASH_KEY", "lambda-secret"),
+        ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "1"),
+    ]);
+    let watch = LambdaWatch::start(&vars).unwrap();
+
+    let first =
+        tokio::task::block_in_place(|| watch.invoke("inference", "inference-rest.json")).unwrap();
+    assert_eq!(first["statusCode"], 200, "{first}");
+    assert_eq!(
+        response_header(&first, "x-ratelimit-remaining").as_deref(),
+        Some("0")
+    );
+    let second =
+        tokio::task::block_in_place(|| watch.invoke("inference", "inference-rest.json")).unwrap();
+    assert_eq!(second["statusCode"], 429, "{second}");
+    assert!(response_header(&second, "retry-after").is_some());
+
+    // The connection was opened during init (a write to the warm-up item), and the
+    // client's counter is keyed by a hash of the request context's source IP: the
+    // event's X-Forwarded-For and sourceIp appear nowhere.
+    let items = table_client
+        .scan()
+        .table_name("lambda-limits")
+        .send()
+        .await
+        .unwrap();
+    let keys: Vec<String> = items
+        .items()
+        .iter()
+        .map(|i| i["pk"].as_s().unwrap().clone())
+        .collect();
+    assert!(keys.iter().any(|k| k == "init#warm"), "{keys:?}");
+    assert_eq!(
+        keys.iter().filter(|k| k.starts_with("http#")).count(),
+        1,
+        "{keys:?}"
+    );
+    let text = format!("{:?}", items.items());
+    for raw in ["203.0.113.7", "198.51.100.99"] {
+        assert!(!text.contains(raw), "{text}");
+    }
+}

@@ -6,6 +6,7 @@ mod in_flight;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use axum::serve::ListenerExt;
 use llm_proxy_shared::{AppState, Config, layers, telemetry};
 
 #[tokio::main]
@@ -61,6 +62,13 @@ async fn run() -> Result<(), String> {
             },
         );
     }
+    // SSE is many small writes: without TCP_NODELAY, Nagle's algorithm holds an event
+    // back until the previous one is acknowledged.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "TCP_NODELAY not set");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

@@ -136,6 +136,10 @@ impl MockOpenRouter {
             .fallback(not_found)
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
+            // OpenRouter flushes each event as it goes; so does the mock.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
             let _ = axum::serve(listener, app).await;
         });
         Ok(Self {

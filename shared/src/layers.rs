@@ -145,3 +145,41 @@ async fn access_log(request: Request, next: Next) -> Response {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_a_json_500() {
+        let config = Config::from_lookup(|_| None).unwrap();
+        let state = AppState::new(config).await.unwrap();
+        async fn boom() -> &'static str {
+            panic!("secret detail")
+        }
+        let router = Router::new().route("/boom", get(boom));
+        let app = apply(router, &state);
+        let mut request = http::Request::builder()
+            .uri("/boom")
+            .body(Body::empty())
+            .unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [127, 0, 0, 1],
+                1,
+            ))));
+        let response = app.oneshot(request).await.unwrap();
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body["error"]["type"], "internal");
+        assert!(!body.to_string().contains("secret detail"));
+    }
+}

@@ -53,8 +53,14 @@ pub struct LambdaWatch {
 
 impl LambdaWatch {
     pub fn start(env: &[(&str, &str)]) -> Result<Self, LambdaError> {
+        Self::start_profile(env, false)
+    }
+
+    /// `release` runs the functions as release builds (for benchmarks).
+    pub fn start_profile(env: &[(&str, &str)], release: bool) -> Result<Self, LambdaError> {
         let port = free_port()?;
         let mut command = cargo_with_lambda()?;
+
         command.args([
             "lambda",
             "watch",
@@ -65,6 +71,9 @@ impl LambdaWatch {
             "-P",
         ]);
         command.arg(port.to_string());
+        if release {
+            command.arg("--release");
+        }
         for (k, v) in env {
             command.arg("--env-var").arg(format!("{k}={v}"));
         }

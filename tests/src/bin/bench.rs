@@ -3,7 +3,8 @@
 //! Build and run in release: `cargo run --release -p llm-proxy-tests --bin bench -- <name>`
 //! (it starts the release `local-gateway` from the same target folder, and the mock
 //! OpenRouter in-process; everything on 127.0.0.1). Names: `models`, `ratelimit`,
-//! `stream`, or `all`.
+//! `stream`, `all` (those three), and `stream-lambda` (the stream function under
+//! `cargo lambda watch --release`; compiles it first if needed).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -22,6 +23,7 @@ async fn main() -> ExitCode {
         "models" => models().await,
         "ratelimit" => ratelimit().await,
         "stream" => stream().await,
+        "stream-lambda" => stream_lambda().await,
         "all" => {
             async {
                 models().await?;
@@ -30,7 +32,7 @@ async fn main() -> ExitCode {
             }
             .await
         }
-        _ => Err("usage: bench models|ratelimit|stream|all".to_owned()),
+        _ => Err("usage: bench models|ratelimit|stream|all|stream-lambda".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -290,7 +292,6 @@ async fn ttfb(
 /// The stream relay: memory of the gateway process while it relays 100 MB, and the
 /// time to first byte it adds (through the proxy vs straight to the mock, one run).
 async fn stream() -> Result<(), String> {
-    use futures_util::StreamExt;
     let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
     let base = mock.base_url();
     let gateway = Gateway::start(&[
@@ -341,11 +342,23 @@ async fn stream() -> Result<(), String> {
     }
     .print_latency("added by the proxy (pairwise)");
 
+    relay_volume(&client, &through, pid, "gateway").await?;
+    Ok(())
+}
+
+/// Relays a 100 MB stream through `url` and samples the RSS of process `pid` as it goes.
+async fn relay_volume(
+    client: &reqwest::Client,
+    url: &str,
+    pid: u32,
+    who: &str,
+) -> Result<(), String> {
+    use futures_util::StreamExt;
     let idle = rss_kib(pid).unwrap_or(0);
     let volume = serde_json::json!({"model": "mock/stream-volume-100", "messages": [{"role": "user", "content": "hi"}], "stream": true});
     let started = Instant::now();
     let response = client
-        .post(&through)
+        .post(url)
         .json(&volume)
         .send()
         .await
@@ -361,7 +374,7 @@ async fn stream() -> Result<(), String> {
     }
     let seconds = started.elapsed().as_secs_f64();
     println!(
-        "stream: relayed {:.1} MB in {:.2} s ({:.0} MB/s); gateway RSS idle {} KiB, peak while relaying {} KiB ({} samples), after {} KiB",
+        "stream: {who} relayed {:.1} MB in {:.2} s ({:.0} MB/s); RSS before {} KiB, peak while relaying {} KiB ({} samples), after {} KiB",
         bytes as f64 / 1e6,
         seconds,
         bytes as f64 / 1e6 / seconds,
@@ -371,4 +384,46 @@ async fn stream() -> Result<(), String> {
         rss_kib(pid).unwrap_or(0)
     );
     Ok(())
+}
+
+/// The pid of a running process whose command line starts with `program`.
+fn find_process(program: &str) -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let first = cmdline.split(|b| *b == 0).next()?;
+            std::str::from_utf8(first)
+                .ok()?
+                .ends_with(program)
+                .then_some(pid)
+        })
+}
+
+/// The `stream` function itself, as a release build under the Lambda runtime emulator.
+async fn stream_lambda() -> Result<(), String> {
+    let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
+    let base = mock.base_url();
+    let watch = llm_proxy_tests::lambda::LambdaWatch::start_profile(
+        &[
+            ("OPENROUTER_API_KEY", "bench"),
+            ("OPENROUTER_BASE_URL", &base),
+            ("LOG_LEVEL", "warn"),
+            UNLIMITED,
+            UNLIMITED_INFERENCE,
+        ],
+        true,
+    )
+    .map_err(|e| e.to_string())?;
+    let client = reqwest::Client::new();
+    let url = watch.function_url("stream", "/api/v1/inference/stream");
+    let body = serde_json::json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+    // The first request starts (and if needed compiles) the function.
+    ttfb(&client, &url, &body).await?;
+    let pid =
+        find_process("release/stream").ok_or("the stream function's process was not found")?;
+    println!("stream-lambda: the release `stream` binary under cargo lambda watch (pid {pid})");
+    relay_volume(&client, &url, pid, "stream function").await
 }

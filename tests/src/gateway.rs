@@ -48,21 +48,7 @@ impl Gateway {
     /// Starts the gateway with only these variables (plus `PORT=0`, `HOST=127.0.0.1`
     /// unless given), in an empty folder so no developer `.env` leaks in.
     pub fn start(vars: &[(&str, &str)]) -> Result<Self, GatewayError> {
-        let binary = bin_dir().join("local-gateway");
-        if !binary.exists() {
-            return Err(GatewayError::Missing(binary));
-        }
-        let mut command = Command::new(&binary);
-        command
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("PORT", "0")
-            .env("HOST", "127.0.0.1")
-            .env("ENVIRONMENT", "test")
-            .current_dir(std::env::temp_dir());
-        for (k, v) in vars {
-            command.env(k, v);
-        }
+        let mut command = gateway_command(vars)?;
         // The gateway prints its address once it is bound: no polling, no sleeping.
         let started = start_and_wait(&mut command, "listening on ", Duration::from_secs(30))
             .map_err(GatewayError::NotListening)?;
@@ -108,6 +94,17 @@ impl Drop for Gateway {
 pub fn run_gateway_expecting_exit(
     vars: &[(&str, &str)],
 ) -> Result<(Option<i32>, String), GatewayError> {
+    let mut command = gateway_command(vars)?;
+    command.stdin(Stdio::null());
+    let out = command.output().map_err(GatewayError::Spawn)?;
+    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.push_str(&String::from_utf8_lossy(&out.stderr));
+    Ok((out.status.code(), text))
+}
+
+/// The gateway with only `vars` (after `PORT=0`, `HOST=127.0.0.1`, `ENVIRONMENT=test`),
+/// run from an empty folder so no developer `.env` leaks in.
+fn gateway_command(vars: &[(&str, &str)]) -> Result<Command, GatewayError> {
     let binary = bin_dir().join("local-gateway");
     if !binary.exists() {
         return Err(GatewayError::Missing(binary));
@@ -115,16 +112,13 @@ pub fn run_gateway_expecting_exit(
     let mut command = Command::new(&binary);
     command
         .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("PORT", "0")
-        .current_dir(std::env::temp_dir())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("HOST", "127.0.0.1")
+        .env("ENVIRONMENT", "test")
+        .current_dir(std::env::temp_dir());
     for (k, v) in vars {
         command.env(k, v);
     }
-    let out = command.output().map_err(GatewayError::Spawn)?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    Ok((out.status.code(), text))
+    Ok(command)
 }

@@ -1,11 +1,11 @@
 //! The tower layers every function shares, applied once to a finished router:
-//! CORS, the security headers of SPEC §6, the body limit, compression, JSON answers
+//! CORS, the security headers of SPEC §6, rate limits, compression, JSON answers
 //! for unknown routes and methods, a JSON 500 for a panic, and an access log.
 
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use http::{HeaderName, HeaderValue, Method, StatusCode, Uri, header};
@@ -17,7 +17,6 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::{Config, CorsOrigins};
 use crate::error::ApiError;
-use crate::json_body::BODY_LIMIT;
 use crate::rate_limit;
 use crate::state::AppState;
 
@@ -60,7 +59,6 @@ pub fn apply(router: Router, state: &AppState) -> Router {
     let mut router = router
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_method)
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .layer(middleware::from_fn_with_state(
             state.rate_limiter.clone(),
             rate_limit::layer::limit,
@@ -131,14 +129,12 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 async fn access_log(request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // MatchedPath is an Arc<str>: cloning it costs no allocation.
+    let route = request.extensions().get::<MatchedPath>().cloned();
     let response = next.run(request).await;
     tracing::info!(
         method = %method,
-        route = %route,
+        route = route.as_ref().map_or("unmatched", MatchedPath::as_str),
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         "request"

@@ -10,6 +10,7 @@ pub mod json_body;
 pub mod layers;
 pub mod openrouter;
 pub mod rate_limit;
+pub mod routes;
 pub mod sse;
 pub mod state;
 pub mod telemetry;

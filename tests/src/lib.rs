@@ -11,6 +11,16 @@ pub mod process;
 pub use gateway::Gateway;
 pub use mock::{Behaviour, MockOpenRouter, ModelsBehaviour};
 
+/// A mock OpenRouter and a gateway pointed at it, with `vars` besides.
+pub async fn gateway_with_mock(vars: &[(&str, &str)]) -> Result<(MockOpenRouter, Gateway), String> {
+    let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
+    let base = mock.base_url();
+    let mut all = vec![("OPENROUTER_BASE_URL", base.as_str())];
+    all.extend_from_slice(vars);
+    let gateway = Gateway::start(&all).map_err(|e| e.to_string())?;
+    Ok((mock, gateway))
+}
+
 /// Reads a streamed answer from a `LockStep` mock: after each complete event the
 /// mock is let to send the next. If anything between them held events back, this
 /// never finishes (callers put a timeout around it).

@@ -45,13 +45,9 @@ pub enum Behaviour {
 impl Behaviour {
     /// Reads a behaviour from a model name such as `mock/status-429`.
     fn from_model(model: &str) -> Option<Self> {
-        let spec = model.strip_prefix("mock/")?;
-        let (words, numbers): (Vec<&str>, Vec<&str>) = spec
-            .split('-')
-            .partition(|part| part.parse::<u64>().is_err());
-        let numbers: Vec<u64> = numbers.iter().filter_map(|n| n.parse().ok()).collect();
+        let (name, numbers) = scenario(model)?;
         let first = numbers.first().copied();
-        Some(match words.join("-").as_str() {
+        Some(match name.as_str() {
             "status" => Self::Status(u16::try_from(first?).ok()?),
             "stall" => Self::Stall(Duration::from_millis(first?)),
             "pad" => Self::Pad {
@@ -63,6 +59,19 @@ impl Behaviour {
             _ => return None,
         })
     }
+}
+
+/// Splits a scenario model name, `mock/pad-6-150`, into its words (`pad`) and its
+/// numbers (`[6, 150]`). `None` for a model that is not a scenario.
+fn scenario(model: &str) -> Option<(String, Vec<u64>)> {
+    let spec = model.strip_prefix("mock/")?;
+    let (words, numbers): (Vec<&str>, Vec<&str>) = spec
+        .split('-')
+        .partition(|part| part.parse::<u64>().is_err());
+    Some((
+        words.join("-"),
+        numbers.iter().filter_map(|n| n.parse().ok()).collect(),
+    ))
 }
 
 /// How the mock answers `GET /models`.
@@ -380,11 +389,9 @@ async fn streamed(shared: Arc<Shared>, model: &str, behaviour: Behaviour) -> Res
     }
     let text = fixtures::sse_events(&fixtures::stream("text").unwrap_or_default());
     let half = text.len() / 2;
-    let spec = model.strip_prefix("mock/stream-").unwrap_or("");
-    let (name, number) = match spec.rsplit_once('-') {
-        Some((name, n)) if n.parse::<u64>().is_ok() => (name, n.parse::<u64>().unwrap_or(0)),
-        _ => (spec, 0),
-    };
+    let (name, numbers) = scenario(model).unwrap_or_default();
+    let name = name.strip_prefix("stream-").unwrap_or("");
+    let number = numbers.first().copied().unwrap_or(0);
     let mut steps: Vec<Step> = match (name, &behaviour) {
         (_, Behaviour::LockStep) => {
             let mut steps = Vec::new();

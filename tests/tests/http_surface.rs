@@ -152,17 +152,30 @@ async fn cors_preflight_follows_cors_origins() {
 
 #[test]
 fn a_bad_setting_stops_start_up_naming_the_variable() {
-    for (name, value, expected) in [
-        ("REQUEST_TIMEOUT", "abc", "milliseconds"),
-        ("LOG_LEVEL", "loud", "debug, info, warn, error"),
-        ("RATE_LIMIT_TABLE", "limits", "RATE_LIMIT_HASH_KEY"),
+    // (variable set, its value, the variable the message must name, what it expects)
+    for (name, value, named, expected) in [
+        (
+            "REQUEST_TIMEOUT",
+            "abc",
+            "REQUEST_TIMEOUT=\"abc\"",
+            "milliseconds",
+        ),
+        (
+            "LOG_LEVEL",
+            "loud",
+            "LOG_LEVEL=\"loud\"",
+            "debug, info, warn, error",
+        ),
+        (
+            "RATE_LIMIT_TABLE",
+            "limits",
+            "RATE_LIMIT_HASH_KEY",
+            "required when RATE_LIMIT_TABLE is set",
+        ),
     ] {
         let (code, output) = run_gateway_expecting_exit(&[(name, value)]).unwrap();
         assert_eq!(code, Some(2), "{name}: {output}");
-        assert!(
-            output.contains(name) || output.contains(expected),
-            "{name}: {output}"
-        );
+        assert!(output.contains(named), "{name}: {output}");
         assert!(output.contains(expected), "{name}: {output}");
         assert!(!output.contains("listening"), "{name}: {output}");
     }

@@ -9,21 +9,15 @@
 
 use std::time::{Duration, Instant};
 
-use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, fixtures};
+use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, fixtures, gateway_with_mock};
 use serde_json::{Value, json};
 
 const KEY: &str = "sk-or-v1-test-key-0123456789abcdef";
 
 async fn setup(extra: &[(&str, &str)]) -> (MockOpenRouter, Gateway) {
-    let mock = MockOpenRouter::start().await.unwrap();
-    let base = mock.base_url();
-    let mut vars = vec![
-        ("OPENROUTER_API_KEY", KEY),
-        ("OPENROUTER_BASE_URL", base.as_str()),
-    ];
+    let mut vars = vec![("OPENROUTER_API_KEY", KEY)];
     vars.extend_from_slice(extra);
-    let gateway = Gateway::start(&vars).unwrap();
-    (mock, gateway)
+    gateway_with_mock(&vars).await.unwrap()
 }
 
 fn seed_request() -> Value {

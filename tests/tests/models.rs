@@ -10,15 +10,11 @@
 
 use std::time::Duration;
 
-use llm_proxy_tests::{Gateway, MockOpenRouter, ModelsBehaviour, fixtures};
+use llm_proxy_tests::{Gateway, MockOpenRouter, ModelsBehaviour, fixtures, gateway_with_mock};
 use serde_json::{Value, json};
 
 async fn setup(extra: &[(&str, &str)]) -> (MockOpenRouter, Gateway) {
-    let mock = MockOpenRouter::start().await.unwrap();
-    let base = mock.base_url();
-    let mut vars = vec![("OPENROUTER_BASE_URL", base.as_str())];
-    vars.extend_from_slice(extra);
-    (mock, Gateway::start(&vars).unwrap())
+    gateway_with_mock(extra).await.unwrap()
 }
 
 fn catalogue() -> Vec<Value> {

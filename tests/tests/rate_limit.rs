@@ -18,7 +18,7 @@ use llm_proxy_shared::rate_limit::{
 };
 use llm_proxy_shared::{ApiError, ClientIp, Config};
 use llm_proxy_tests::dynamo::{self, CountingProxy, DynamoServer, ProxyMode};
-use llm_proxy_tests::{Gateway, MockOpenRouter};
+use llm_proxy_tests::{Gateway, MockOpenRouter, gateway_with_mock};
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy)]
@@ -416,14 +416,9 @@ fn check_fail_mode(mode: &str, result: Result<llm_proxy_shared::rate_limit::Deci
 // ---- Through the local gateway, as a client meets it ----
 
 async fn gateway_with(extra: &[(&str, &str)]) -> (MockOpenRouter, Gateway) {
-    let mock = MockOpenRouter::start().await.unwrap();
-    let base = mock.base_url();
-    let mut vars = vec![
-        ("OPENROUTER_API_KEY", "sk-or-v1-rl"),
-        ("OPENROUTER_BASE_URL", base.as_str()),
-    ];
+    let mut vars = vec![("OPENROUTER_API_KEY", "sk-or-v1-rl")];
     vars.extend_from_slice(extra);
-    (mock, Gateway::start(&vars).unwrap())
+    gateway_with_mock(&vars).await.unwrap()
 }
 
 /// Sends `n` GETs, each claiming a different address in `X-Forwarded-For`.

@@ -10,20 +10,17 @@
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
-use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, fixtures, read_lock_step};
+use llm_proxy_tests::{
+    Behaviour, Gateway, MockOpenRouter, fixtures, gateway_with_mock, read_lock_step,
+};
 use serde_json::{Value, json};
 
 const ENDPOINTS: [&str; 2] = ["/api/v1/inference/stream", "/api/v1/chat/completions"];
 
 async fn setup(extra: &[(&str, &str)]) -> (MockOpenRouter, Gateway) {
-    let mock = MockOpenRouter::start().await.unwrap();
-    let base = mock.base_url();
-    let mut vars = vec![
-        ("OPENROUTER_API_KEY", "sk-or-v1-stream"),
-        ("OPENROUTER_BASE_URL", base.as_str()),
-    ];
+    let mut vars = vec![("OPENROUTER_API_KEY", "sk-or-v1-stream")];
     vars.extend_from_slice(extra);
-    (mock, Gateway::start(&vars).unwrap())
+    gateway_with_mock(&vars).await.unwrap()
 }
 
 fn request(model: &str) -> Value {
@@ -78,7 +75,7 @@ async fn every_captured_stream_arrives_byte_identical_on_both_endpoints() {
 
 /// A lock-step upstream sends event k+1 only after the client has event k. A proxy
 /// that buffered anything would deadlock here, and the test would fail on its timeout.
-async fn lock_step(gateway: &Gateway, mock: &MockOpenRouter, url: &str) {
+async fn lock_step(mock: &MockOpenRouter, url: &str) {
     mock.set_behaviour(Behaviour::LockStep);
     let expected = fixtures::sse_events(&fixtures::stream("text").unwrap());
     let run = async {
@@ -96,14 +93,13 @@ async fn lock_step(gateway: &Gateway, mock: &MockOpenRouter, url: &str) {
         .unwrap_or_else(|_| panic!("{url}: events were held back (buffering?)"));
     assert_eq!(received, fixtures::stream("text").unwrap());
     assert_eq!(fixtures::sse_events(&received).len(), expected.len());
-    let _ = gateway;
 }
 
 #[tokio::test]
 async fn events_are_forwarded_as_they_arrive() {
     let (mock, gateway) = setup(&[]).await;
     for endpoint in ENDPOINTS {
-        lock_step(&gateway, &mock, &gateway.url(endpoint)).await;
+        lock_step(&mock, &gateway.url(endpoint)).await;
     }
 }
 

@@ -10,11 +10,11 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode, header};
 use llm_proxy_shared::openrouter::forward_generation_id;
 use llm_proxy_shared::validation::validate_chat_request;
-use llm_proxy_shared::{ApiError, AppState, JsonBody};
+use llm_proxy_shared::{ApiError, AppState, JsonBody, routes};
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/api/v1/inference", post(inference))
+        .route(routes::INFERENCE, post(inference))
         .with_state(state)
 }
 

@@ -40,7 +40,7 @@ pub async fn list(
     RawQuery(query): RawQuery,
     conditional: Conditional,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref())?;
+    let params = Params::parse(query.as_deref());
     let limit = params.limit("limit", 50)?;
     let offset = params.offset("offset")?;
     let provider = params.text("provider").map(str::to_lowercase);
@@ -81,7 +81,7 @@ pub async fn top(
     RawQuery(query): RawQuery,
     conditional: Conditional,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref())?;
+    let params = Params::parse(query.as_deref());
     let limit = params.limit("limit", 10)?;
     let (index, answer) = index(&app).await?;
     let data: Vec<Value> = index
@@ -98,7 +98,7 @@ pub async fn search(
     RawQuery(query): RawQuery,
     conditional: Conditional,
 ) -> Result<Response, ApiError> {
-    let params = Params::parse(query.as_deref())?;
+    let params = Params::parse(query.as_deref());
     let Some(q) = params.text("q") else {
         return Err(ApiError::validation(
             "q",

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
-use llm_proxy_shared::AppState;
+use llm_proxy_shared::{AppState, routes};
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/health", get(health::health))
+        .route(routes::HEALTH, get(health::health))
         .route("/api/v1/models", get(catalog::list))
         .route("/api/v1/models/top", get(catalog::top))
         .route("/api/v1/models/search", get(catalog::search))

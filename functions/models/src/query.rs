@@ -8,11 +8,12 @@ pub const MAX_LIMIT: usize = 100;
 pub struct Params(Vec<(String, String)>);
 
 impl Params {
-    pub fn parse(query: Option<&str>) -> Result<Self, ApiError> {
-        let pairs = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
-            .into_owned()
-            .collect();
-        Ok(Self(pairs))
+    pub fn parse(query: Option<&str>) -> Self {
+        Self(
+            form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     /// The last value given for `name`, trimmed; empty counts as absent.
@@ -62,26 +63,18 @@ mod tests {
 
     #[test]
     fn limits_and_offsets() {
-        let p = Params::parse(Some("limit=5&offset=10&search=gpt%204&empty=")).unwrap();
+        let p = Params::parse(Some("limit=5&offset=10&search=gpt%204&empty="));
         assert_eq!(p.limit("limit", 50).unwrap(), 5);
         assert_eq!(p.offset("offset").unwrap(), 10);
         assert_eq!(p.text("search"), Some("gpt 4"));
         assert_eq!(p.text("empty"), None);
-        assert_eq!(Params::parse(None).unwrap().limit("limit", 50).unwrap(), 50);
+        assert_eq!(Params::parse(None).limit("limit", 50).unwrap(), 50);
         for bad in ["limit=0", "limit=101", "limit=abc", "limit=-1", "limit=1.5"] {
             assert!(
-                Params::parse(Some(bad))
-                    .unwrap()
-                    .limit("limit", 50)
-                    .is_err(),
+                Params::parse(Some(bad)).limit("limit", 50).is_err(),
                 "{bad}"
             );
         }
-        assert!(
-            Params::parse(Some("offset=-1"))
-                .unwrap()
-                .offset("offset")
-                .is_err()
-        );
+        assert!(Params::parse(Some("offset=-1")).offset("offset").is_err());
     }
 }

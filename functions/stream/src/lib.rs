@@ -14,12 +14,12 @@ use http::{HeaderMap, StatusCode};
 use llm_proxy_shared::openrouter::forward_generation_id;
 use llm_proxy_shared::sse::{Relay, SSE_HEADERS};
 use llm_proxy_shared::validation::validate_chat_request;
-use llm_proxy_shared::{ApiError, AppState, JsonBody};
+use llm_proxy_shared::{ApiError, AppState, JsonBody, routes};
 
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
-        .route("/api/v1/inference/stream", post(inference_stream))
-        .route("/api/v1/chat/completions", post(chat_completions))
+        .route(routes::INFERENCE_STREAM, post(inference_stream))
+        .route(routes::CHAT_COMPLETIONS, post(chat_completions))
         .with_state(state)
 }
 

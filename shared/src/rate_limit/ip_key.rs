@@ -11,6 +11,8 @@ use sha2::Sha256;
 
 use crate::client_ip::ClientIp;
 
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
 pub struct IpKeyer {
     secret: Vec<u8>,
 }
@@ -52,7 +54,12 @@ impl IpKeyer {
             }
         }
         let digest = mac.finalize().into_bytes();
-        digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+        let mut key = String::with_capacity(32);
+        for byte in &digest[..16] {
+            key.push(char::from(HEX[usize::from(byte >> 4)]));
+            key.push(char::from(HEX[usize::from(byte & 0x0f)]));
+        }
+        key
     }
 }
 

@@ -11,13 +11,7 @@ use http::Method;
 use super::{RateLimiter, Scope};
 use crate::client_ip::ClientIp;
 use crate::error::ApiError;
-
-/// The paths that count against the inference limit as well as the default one.
-pub const INFERENCE_PATHS: [&str; 3] = [
-    "/api/v1/inference",
-    "/api/v1/inference/stream",
-    "/api/v1/chat/completions",
-];
+use crate::routes::{HEALTH, INFERENCE_PATHS};
 
 pub async fn limit(
     State(limiter): State<Arc<RateLimiter>>,
@@ -25,7 +19,7 @@ pub async fn limit(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if request.method() == Method::OPTIONS || path == "/health" {
+    if request.method() == Method::OPTIONS || path == HEALTH {
         return next.run(request).await;
     }
     let scope = if INFERENCE_PATHS.contains(&path.trim_end_matches('/')) {

@@ -53,39 +53,38 @@ const PROFILE: &str = if cfg!(debug_assertions) {
 };
 
 struct Figures {
+    /// Sorted, so percentiles are lookups.
     samples: Vec<Duration>,
-    wall: Duration,
+    /// The run's wall time, for throughput; `None` where requests were not timed as a run.
+    wall: Option<Duration>,
 }
 
 impl Figures {
-    fn print_latency(&self, label: &str) {
-        let us = |d: Duration| d.as_secs_f64() * 1e6;
-        println!(
-            "{label:<44} n={:<6} p50={:>8.1} µs  p90={:>8.1} µs  p99={:>8.1} µs",
-            self.samples.len(),
-            us(self.percentile(50.0)),
-            us(self.percentile(90.0)),
-            us(self.percentile(99.0)),
-        );
+    fn new(mut samples: Vec<Duration>, wall: Option<Duration>) -> Self {
+        samples.sort();
+        Self { samples, wall }
     }
 
     fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.samples.clone();
-        sorted.sort();
-        let rank = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-        sorted.get(rank).copied().unwrap_or_default()
+        let rank = ((p / 100.0) * (self.samples.len() as f64 - 1.0)).round() as usize;
+        self.samples.get(rank).copied().unwrap_or_default()
     }
 
     fn print(&self, label: &str) {
         let us = |d: Duration| d.as_secs_f64() * 1e6;
+        let throughput = self.wall.map_or_else(String::new, |wall| {
+            format!(
+                "  max={:>8.1} µs  {:>8.0} req/s",
+                us(self.percentile(100.0)),
+                self.samples.len() as f64 / wall.as_secs_f64()
+            )
+        });
         println!(
-            "{label:<44} n={:<6} p50={:>8.1} µs  p90={:>8.1} µs  p99={:>8.1} µs  max={:>8.1} µs  {:>8.0} req/s",
+            "{label:<44} n={:<6} p50={:>8.1} µs  p90={:>8.1} µs  p99={:>8.1} µs{throughput}",
             self.samples.len(),
             us(self.percentile(50.0)),
             us(self.percentile(90.0)),
             us(self.percentile(99.0)),
-            us(self.percentile(100.0)),
-            self.samples.len() as f64 / self.wall.as_secs_f64(),
         );
     }
 }
@@ -119,10 +118,7 @@ async fn measure(url: &str, n: usize, concurrency: usize) -> Result<Figures, Str
     for worker in workers {
         samples.extend(worker.await.map_err(|e| e.to_string())??);
     }
-    Ok(Figures {
-        samples,
-        wall: started.elapsed(),
-    })
+    Ok(Figures::new(samples, Some(started.elapsed())))
 }
 
 async fn models() -> Result<(), String> {
@@ -219,10 +215,7 @@ async fn ratelimit() -> Result<(), String> {
                 return Err("refused".into());
             }
         }
-        Ok(Figures {
-            samples,
-            wall: started.elapsed(),
-        })
+        Ok(Figures::new(samples, Some(started.elapsed())))
     }
 
     println!("ratelimit: RateLimiter::check per request, 1000 client IPs, half of them inference");
@@ -317,30 +310,17 @@ async fn stream() -> Result<(), String> {
         via.push(ttfb(&client, &through, &body).await?);
         straight.push(ttfb(&client, &direct, &body).await?);
     }
-    let wall = Duration::from_secs(1);
     println!(
         "stream: local-gateway ({PROFILE}); time to first byte, 1000 streams each way, alternating"
     );
-    Figures {
-        samples: straight.clone(),
-        wall,
-    }
-    .print_latency("straight to the mock");
-    Figures {
-        samples: via.clone(),
-        wall,
-    }
-    .print_latency("through the proxy (local gateway)");
     let added: Vec<Duration> = via
         .iter()
         .zip(&straight)
         .map(|(v, s)| v.saturating_sub(*s))
         .collect();
-    Figures {
-        samples: added,
-        wall,
-    }
-    .print_latency("added by the proxy (pairwise)");
+    Figures::new(straight, None).print("straight to the mock");
+    Figures::new(via, None).print("through the proxy (local gateway)");
+    Figures::new(added, None).print("added by the proxy (pairwise)");
 
     relay_volume(&client, &through, pid, "gateway").await?;
     Ok(())

@@ -9,14 +9,15 @@ from openai import OpenAI
 
 client = OpenAI(base_url=sys.argv[1], api_key="not-needed", max_retries=0, timeout=20)
 
-# A plain answer.
+# A plain answer: the mock says back the prompt, as the model asked for.
 answer = client.chat.completions.create(
-    model="openai/gpt-4o",
+    model="anthropic/claude-sonnet-4",
     messages=[{"role": "user", "content": "Hello, world!"}],
 )
 assert answer.object == "chat.completion", answer
-assert answer.choices[0].message.content.startswith("I'll check the delivery status"), answer
-assert answer.usage.total_tokens == 986, answer.usage
+assert answer.model == "anthropic/claude-sonnet-4", answer
+assert answer.choices[0].message.content == "You said: Hello, world!", answer
+assert answer.usage.completion_tokens == 4, answer.usage
 print("non-streamed:", answer.choices[0].finish_reason, answer.usage.total_tokens)
 
 # A streamed answer, assembled.

@@ -27,7 +27,11 @@ impl InFlightLimit {
     }
 }
 
-pub async fn limit(State(limit): State<InFlightLimit>, request: Request, next: Next) -> Response {
+pub(crate) async fn limit(
+    State(limit): State<InFlightLimit>,
+    request: Request,
+    next: Next,
+) -> Response {
     let Ok(permit) = limit.permits.try_acquire_owned() else {
         return ApiError::Unavailable {
             message: format!(

@@ -1,52 +1,62 @@
-//! The local gateway: every llm-proxy route on one port, with the same handlers and
-//! layers the Lambda functions use.
-
-mod in_flight;
+//! `local-gateway`: reads `.env` and the environment, then serves every route on
+//! `HOST:PORT` until Ctrl-C or SIGTERM.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use axum::serve::ListenerExt;
-use llm_proxy_shared::{AppState, Config, layers, telemetry};
+use llm_proxy_shared::config::ConfigError;
+use llm_proxy_shared::openrouter::ClientBuildError;
+use llm_proxy_shared::{AppState, Config, telemetry};
+
+/// Why the gateway could not start (or stopped serving).
+#[derive(Debug, thiserror::Error)]
+enum StartupError {
+    #[error("could not read .env: {0}")]
+    DotEnv(#[from] dotenvy::Error),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Client(#[from] ClientBuildError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the server stopped: {0}")]
+    Serve(std::io::Error),
+}
 
 #[tokio::main]
 async fn main() -> ExitCode {
     match run().await {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
+        Err(error) => {
             #[expect(clippy::print_stderr, reason = "start-up failures go to the terminal")]
             {
-                eprintln!("local-gateway: {message}");
+                eprintln!("local-gateway: {error}");
             }
             ExitCode::from(2)
         }
     }
 }
 
-async fn run() -> Result<(), String> {
+async fn run() -> Result<(), StartupError> {
     match dotenvy::dotenv() {
         Ok(_) => {}
         Err(e) if e.not_found() => {}
-        Err(e) => return Err(format!("could not read .env: {e}")),
+        Err(e) => return Err(e.into()),
     }
-    let config = Config::from_env().map_err(|e| e.to_string())?;
+    let config = Config::from_env()?;
     telemetry::init(&config);
-    let state = AppState::new(config).await.map_err(|e| e.to_string())?;
-    let config = &state.config;
-
-    let routes = inference::router(state.clone())
-        .merge(models::router(state.clone()))
-        .merge(stream::router(state.clone()))
-        .layer(axum::middleware::from_fn_with_state(
-            in_flight::InFlightLimit::new(config.max_concurrent_requests),
-            in_flight::limit,
-        ));
-    let app = layers::apply(routes, &state);
-
-    let listener = tokio::net::TcpListener::bind((config.host, config.port))
+    let state = AppState::new(config).await?;
+    let wanted = SocketAddr::new(state.config.local.host, state.config.local.port);
+    let listener = tokio::net::TcpListener::bind(wanted)
         .await
-        .map_err(|e| format!("cannot listen on {}:{}: {e}", config.host, config.port))?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|source| StartupError::Bind {
+            addr: wanted,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(StartupError::Serve)?;
     #[expect(
         clippy::print_stdout,
         reason = "tells the person who started it where to go"
@@ -62,20 +72,10 @@ async fn run() -> Result<(), String> {
             },
         );
     }
-    // SSE is many small writes: without TCP_NODELAY, Nagle's algorithm holds an event
-    // back until the previous one is acknowledged.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(error) = tcp.set_nodelay(true) {
-            tracing::debug!(%error, "TCP_NODELAY not set");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| e.to_string())
+    let app = local_gateway::app(state);
+    local_gateway::serve(listener, app, shutdown_signal())
+        .await
+        .map_err(StartupError::Serve)
 }
 
 async fn shutdown_signal() {

@@ -11,7 +11,7 @@ use axum::extract::{ConnectInfo, FromRequestParts};
 use http::request::Parts;
 use lambda_http::request::RequestContext;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientIp(pub IpAddr);
@@ -53,7 +53,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Self::from_extensions(&parts.extensions)
-            .ok_or_else(|| ApiError::internal("no client address in the request context"))
+            .ok_or(ApiError::Internal(InternalError::NoClientAddress))
     }
 }
 

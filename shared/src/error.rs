@@ -1,5 +1,8 @@
 //! `ApiError`: every failure the proxy can answer with, and its one wire shape
-//! (SPEC §2). Handlers return `Result<_, ApiError>`; nothing else builds error bodies.
+//! (`docs/errors.md`). Handlers return `Result<_, ApiError>`; nothing else builds error
+//! bodies, and a failed request is logged here, once.
+
+use std::sync::Arc;
 
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
@@ -56,7 +59,7 @@ pub enum ApiError {
 
     /// OpenRouter answered with an error, or not in a form the proxy can pass on.
     #[error("openrouter error (upstream status {:?}): {}", .0.upstream_status, .0.message)]
-    OpenRouter(Box<UpstreamError>),
+    OpenRouter(#[source] Box<UpstreamError>),
 
     #[error("OpenRouter did not answer within {timeout_ms} ms")]
     Timeout { timeout_ms: u64 },
@@ -65,20 +68,36 @@ pub enum ApiError {
     Unavailable { message: String },
 
     /// A bug. The message on the wire says nothing of internals; the cause is logged.
-    #[error("internal error: {cause}")]
-    Internal { cause: String },
+    #[error("internal error")]
+    Internal(#[from] InternalError),
 }
 
-/// What the proxy tells a caller about an OpenRouter failure.
-#[derive(Debug, Clone)]
+/// What went wrong inside the proxy; logged, never sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InternalError {
+    #[error("a handler panicked")]
+    Panic,
+    /// The runtime put neither a Lambda request context nor a socket address on the
+    /// request: a wiring mistake, since every real request has one.
+    #[error("no client address in the request context")]
+    NoClientAddress,
+}
+
+/// What the proxy tells a caller about an OpenRouter failure (the mapping of
+/// `docs/errors.md` is made in `openrouter::error`).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
 pub struct UpstreamError {
-    /// The status the proxy answers with (SPEC §2 mapping).
+    /// The status the proxy answers with.
     pub status: StatusCode,
     pub message: String,
     pub upstream_status: Option<u16>,
     pub upstream_message: Option<String>,
     pub metadata: Option<Value>,
     pub retry_after: Option<HeaderValue>,
+    /// Why, for the log line; never sent.
+    #[source]
+    pub cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
 }
 
 impl UpstreamError {
@@ -91,6 +110,7 @@ impl UpstreamError {
             upstream_message: None,
             metadata: None,
             retry_after: None,
+            cause: None,
         }
     }
 }
@@ -115,12 +135,6 @@ impl ApiError {
         }
     }
 
-    pub fn internal(cause: impl Into<String>) -> Self {
-        Self::Internal {
-            cause: cause.into(),
-        }
-    }
-
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Validation { .. } => StatusCode::BAD_REQUEST,
@@ -132,7 +146,7 @@ impl ApiError {
             Self::OpenRouter(e) => e.status,
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -146,7 +160,7 @@ impl ApiError {
             Self::OpenRouter(_) => ErrorType::OpenRouter,
             Self::Timeout { .. } => ErrorType::Timeout,
             Self::Unavailable { .. } => ErrorType::Unavailable,
-            Self::Internal { .. } => ErrorType::Internal,
+            Self::Internal(_) => ErrorType::Internal,
         }
     }
 
@@ -201,7 +215,7 @@ impl ApiError {
                 format!("OpenRouter did not answer within {timeout_ms} ms"),
                 None,
             ),
-            Self::Internal { .. } => ("Internal server error".to_owned(), None),
+            Self::Internal(_) => ("Internal server error".to_owned(), None),
         };
         let mut object = json!({
             "code": self.status().as_u16(),
@@ -223,10 +237,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let error = Chain(&self);
         if status.is_server_error() {
-            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+            tracing::error!(status = status.as_u16(), %error, "request failed");
         } else {
-            tracing::info!(status = status.as_u16(), error = %self, "request rejected");
+            tracing::info!(status = status.as_u16(), %error, "request rejected");
         }
         let mut response = (status, axum::Json(self.body())).into_response();
         let headers = response.headers_mut();
@@ -247,12 +262,27 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// An error and its causes, `a: b: c`, for one log line.
+pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn validation_error_has_the_spec_shape() {
+    fn validation_error_has_the_documented_shape() {
         let body = ApiError::validation("model", "Model is required").body();
         assert_eq!(
             body,
@@ -263,10 +293,10 @@ mod tests {
 
     #[test]
     fn internal_error_hides_its_cause() {
-        let body = ApiError::internal("db password is hunter2")
+        let body = ApiError::from(InternalError::NoClientAddress)
             .body()
             .to_string();
-        assert!(!body.contains("hunter2"), "{body}");
+        assert!(!body.contains("client address"), "{body}");
         assert!(body.contains("\"internal\""), "{body}");
     }
 
@@ -279,6 +309,7 @@ mod tests {
             upstream_message: Some("Rate limit exceeded".into()),
             metadata: None,
             retry_after: Some(HeaderValue::from_static("7")),
+            cause: None,
         })
         .into_response();
         assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);

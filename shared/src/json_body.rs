@@ -2,7 +2,7 @@
 //! caller's exact bytes (to forward) and as a parsed value (to validate).
 //!
 //! axum's own `Json` extractor answers its rejections in plain text; this one answers
-//! every failure in the SPEC §2 shape.
+//! every failure in the shape of `docs/errors.md`.
 
 use axum::extract::{FromRequest, Request};
 use bytes::{Bytes, BytesMut};

@@ -1,5 +1,5 @@
 //! The tower layers every function shares, applied once to a finished router:
-//! CORS, the security headers of SPEC §6, rate limits, compression, JSON answers
+//! CORS, security headers (`docs/http-api.md`), rate limits, compression, JSON answers
 //! for unknown routes and methods, a JSON 500 for a panic, and an access log.
 
 use std::time::Instant;
@@ -16,21 +16,10 @@ use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::{Config, CorsOrigins};
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
+use crate::header_names;
 use crate::rate_limit;
 use crate::state::AppState;
-
-/// Headers a browser client may read from a cross-origin answer.
-const EXPOSED_HEADERS: [&str; 8] = [
-    "x-ratelimit-limit",
-    "x-ratelimit-remaining",
-    "x-ratelimit-reset",
-    "ratelimit",
-    "ratelimit-policy",
-    "retry-after",
-    "x-generation-id",
-    "x-models-cache",
-];
 
 const SECURITY_HEADERS: [(&str, &str); 6] = [
     ("x-content-type-options", "nosniff"),
@@ -77,7 +66,7 @@ pub fn apply(router: Router, state: &AppState) -> Router {
 }
 
 fn cors(config: &Config) -> CorsLayer {
-    let origins = match &config.cors_origins {
+    let origins = match &config.cors {
         CorsOrigins::Any => AllowOrigin::any(),
         CorsOrigins::List(list) => {
             AllowOrigin::list(list.iter().filter_map(|o| HeaderValue::from_str(o).ok()))
@@ -89,7 +78,7 @@ fn cors(config: &Config) -> CorsLayer {
         // SDKs add headers of their own (the OpenAI SDK's x-stainless-*); mirroring
         // what the browser asks for keeps them working without a list to maintain.
         .allow_headers(AllowHeaders::mirror_request())
-        .expose_headers(EXPOSED_HEADERS.map(HeaderName::from_static))
+        .expose_headers(header_names::EXPOSED)
         .max_age(std::time::Duration::from_secs(600))
 }
 
@@ -121,7 +110,7 @@ fn options_response() -> Response {
 }
 
 fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
-    ApiError::internal("a handler panicked").into_response()
+    ApiError::from(InternalError::Panic).into_response()
 }
 
 /// One structured line per request: route, status, time. Never the body, the query,

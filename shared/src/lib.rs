@@ -1,11 +1,34 @@
 //! The library every llm-proxy function links. It knows nothing of Lambda beyond the
-//! request-context types the client IP is read from: the same routes run on Lambda
-//! and in the local gateway.
+//! request-context types the client address is read from: the same routes run on
+//! Lambda and in the local gateway. The contract it implements is in `docs/`.
+//!
+//! # Layout
+//!
+//! Each module is one idea; dependencies point down this list, never up.
+//!
+//! - [`config`]: every setting, read once, grouped by its user.
+//! - [`error`]: `ApiError`, the one error shape on the wire, and where failed requests
+//!   are logged.
+//! - [`routes`], [`header_names`]: the paths and header names more than one module
+//!   must agree on.
+//! - [`client_ip`]: who the caller is, from the Lambda request context or the socket.
+//! - [`json_body`], [`validation`]: reading a chat body and checking the fields the
+//!   proxy must understand.
+//! - [`openrouter`]: the pooled client for OpenRouter, and the mapping of its errors.
+//! - [`sse`]: relaying OpenRouter's event stream event by event.
+//! - [`chat`]: the chat pipeline every transport uses, and the HTTP chat handlers.
+//! - [`catalog`]: the cached, indexed model catalogue.
+//! - [`rate_limit`]: per-client limits over a memory or DynamoDB counter store.
+//! - [`state`]: what a container builds once at init.
+//! - [`layers`]: the tower layers every HTTP function shares.
+//! - [`telemetry`]: structured logs.
 
 pub mod catalog;
+pub mod chat;
 pub mod client_ip;
 pub mod config;
 pub mod error;
+pub mod header_names;
 pub mod json_body;
 pub mod layers;
 pub mod openrouter;

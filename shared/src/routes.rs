@@ -1,4 +1,4 @@
-//! The paths of SPEC §1 that more than one module must agree on: the routers mount
+//! The paths (`docs/http-api.md`) that more than one module must agree on: the routers mount
 //! them, and the rate limiter counts requests to them against the inference limit.
 
 pub const HEALTH: &str = "/health";

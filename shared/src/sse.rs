@@ -212,7 +212,7 @@ fn check_events(events: &[u8]) -> Result<bool, usize> {
 pub const SSE_HEADERS: [(http::HeaderName, &str); 3] = [
     (http::header::CONTENT_TYPE, "text/event-stream"),
     (http::header::CACHE_CONTROL, "no-cache"),
-    (http::HeaderName::from_static("x-accel-buffering"), "no"),
+    (crate::header_names::ACCEL_BUFFERING, "no"),
 ];
 
 #[cfg(test)]

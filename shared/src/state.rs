@@ -37,9 +37,19 @@ impl AppState {
     }
 
     pub async fn new(config: Config) -> Result<Arc<Self>, ClientBuildError> {
-        let openrouter = OpenRouterClient::new(&config)?;
-        let catalog = ModelCatalog::new(openrouter.clone(), config.models_cache_ttl);
-        let rate_limiter = Arc::new(RateLimiter::from_config(&config).await);
+        let rate_limiter = RateLimiter::from_config(&config.rate_limits).await;
+        Self::with_rate_limiter(config, rate_limiter)
+    }
+
+    /// With a rate limiter built by the caller (tests hand in one over a DynamoDB
+    /// client of their own).
+    pub fn with_rate_limiter(
+        config: Config,
+        rate_limiter: RateLimiter,
+    ) -> Result<Arc<Self>, ClientBuildError> {
+        let openrouter = OpenRouterClient::new(&config.upstream)?;
+        let catalog = ModelCatalog::new(openrouter.clone(), config.catalog.ttl);
+        let rate_limiter = Arc::new(rate_limiter);
         Ok(Arc::new(Self {
             config,
             openrouter,

@@ -1,4 +1,4 @@
-//! Chat request validation (SPEC §1 "Chat requests").
+//! Chat request validation (`docs/http-api.md`, "Chat requests").
 //!
 //! The proxy checks only what it must understand and what would waste an upstream
 //! call; every other field is OpenRouter's business and passes through untouched
@@ -194,7 +194,7 @@ mod tests {
     }
 
     #[test]
-    fn the_seed_example_is_valid() {
+    fn the_documented_example_is_valid() {
         let body = json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "Hello, world!"}],
                           "temperature": 0.7, "max_tokens": 100, "stream": false});
         assert_eq!(

@@ -1,24 +1,23 @@
-//! Starts the real `local-gateway` binary as a user would, on 127.0.0.1 and a free
-//! port, and keeps everything it prints so tests can read its logs.
+//! The local gateway under test, two ways:
+//!
+//! - [`Gateway`]: in this process, as `local_gateway::app` and `serve` on 127.0.0.1 and
+//!   a free port, over real sockets. What nearly every end-to-end test uses: no binary
+//!   to build first, no process to start.
+//! - [`GatewayProcess`]: the real `local-gateway` binary, started as a user would, for
+//!   what only a process shows: start-up, `.env`, and what it writes to its logs.
 
-use std::path::PathBuf;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use llm_proxy_shared::rate_limit::{DynamoStore, RateLimiter, Store};
+use llm_proxy_shared::{AppState, Config};
+
 use crate::process::start_and_wait;
 
-/// Where cargo put this workspace's binaries (the test runner lives in `deps/` below).
-pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap_or_default();
-    let mut dir = exe.parent().map(PathBuf::from).unwrap_or_default();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    dir
-}
-
-/// The workspace root, for `events/` and `cargo lambda`.
+/// The workspace root, for `events/`, `template.yaml` and `.venv`.
 pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -26,29 +25,110 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_default()
 }
 
-pub struct Gateway {
-    pub base_url: String,
-    child: Child,
-    output: Arc<Mutex<String>>,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error(
-        "local-gateway binary not found at {0}: build the workspace first (cargo build --workspace)"
-    )]
-    Missing(PathBuf),
+    #[error("the settings were refused: {0}")]
+    Config(#[from] llm_proxy_shared::config::ConfigError),
+    #[error("could not build the gateway: {0}")]
+    Build(#[from] llm_proxy_shared::openrouter::ClientBuildError),
+    #[error("could not listen on 127.0.0.1: {0}")]
+    Listen(std::io::Error),
     #[error("could not start local-gateway: {0}")]
     Spawn(std::io::Error),
     #[error("local-gateway exited or did not say where it listens; it printed:\n{0}")]
     NotListening(String),
 }
 
+/// The settings every gateway under test starts from; `vars` come after and win.
+const TEST_DEFAULTS: [(&str, &str); 3] = [
+    ("PORT", "0"),
+    ("HOST", "127.0.0.1"),
+    ("ENVIRONMENT", "test"),
+];
+
+/// A gateway serving in this process until dropped.
+pub struct Gateway {
+    pub base_url: String,
+    pub state: Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
 impl Gateway {
-    /// Starts the gateway with only these variables (plus `PORT=0`, `HOST=127.0.0.1`
-    /// unless given), in an empty folder so no developer `.env` leaks in.
-    pub fn start(vars: &[(&str, &str)]) -> Result<Self, GatewayError> {
-        let mut command = gateway_command(vars)?;
+    /// Starts with only these settings (after `PORT=0`, `HOST=127.0.0.1`,
+    /// `ENVIRONMENT=test`): nothing is read from this process's environment or a
+    /// `.env`. With `RATE_LIMIT_TABLE` and `AWS_ENDPOINT_URL_DYNAMODB` among them, the
+    /// counters go to that DynamoDB-compatible server.
+    pub async fn start(vars: &[(&str, &str)]) -> Result<Self, GatewayError> {
+        let lookup = |name: &str| {
+            vars.iter()
+                .rev()
+                .chain(TEST_DEFAULTS.iter())
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        let config = Config::from_lookup(lookup)?;
+        let limits = &config.rate_limits;
+        let rate_limiter = match (&limits.table, lookup("AWS_ENDPOINT_URL_DYNAMODB")) {
+            (Some(table), Some(endpoint)) => {
+                let client = DynamoStore::tuned(
+                    crate::dynamo::config_for(&endpoint),
+                    llm_proxy_shared::rate_limit::DEFAULT_BUDGET,
+                );
+                RateLimiter::with_store(Store::Dynamo(DynamoStore::new(client, table)), limits)
+            }
+            _ => RateLimiter::from_config(limits).await,
+        };
+        let state = AppState::with_rate_limiter(config, rate_limiter)?;
+        let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(GatewayError::Listen)?;
+        let addr = listener.local_addr().map_err(GatewayError::Listen)?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = local_gateway::app(state.clone());
+        tokio::spawn(local_gateway::serve(listener, app, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Self {
+            base_url: format!("http://{addr}"),
+            state,
+            stop: Some(stop),
+        })
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The `local-gateway` binary, running until dropped, with everything it prints kept.
+pub struct GatewayProcess {
+    pub base_url: String,
+    child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl GatewayProcess {
+    /// Starts `binary` (a test finds it as `env!("CARGO_BIN_EXE_local-gateway")`) with
+    /// only these variables, in an empty folder so no developer `.env` leaks in.
+    pub fn start(binary: &Path, vars: &[(&str, &str)]) -> Result<Self, GatewayError> {
+        Self::start_in(binary, &std::env::temp_dir(), vars)
+    }
+
+    /// As [`start`](Self::start), run from `folder` (to test that it reads `.env` there).
+    pub fn start_in(
+        binary: &Path,
+        folder: &Path,
+        vars: &[(&str, &str)],
+    ) -> Result<Self, GatewayError> {
+        let mut command = command(binary, folder, vars);
         // The gateway prints its address once it is bound: no polling, no sleeping.
         let started = start_and_wait(&mut command, "listening on ", Duration::from_secs(30))
             .map_err(GatewayError::NotListening)?;
@@ -59,12 +139,26 @@ impl Gateway {
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or_default()
             .to_owned();
-        let (child, output) = (started.child, started.output);
         Ok(Self {
             base_url,
-            child,
-            output,
+            child: started.child,
+            output: started.output,
         })
+    }
+
+    /// Runs `binary` to completion, for start-up checks that expect it to refuse:
+    /// its exit code and everything it printed.
+    pub fn run_expecting_exit(
+        binary: &Path,
+        vars: &[(&str, &str)],
+    ) -> Result<(Option<i32>, String), GatewayError> {
+        let out = command(binary, &std::env::temp_dir(), vars)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(GatewayError::Spawn)?;
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        Ok((out.status.code(), text))
     }
 
     /// Everything the gateway printed so far (logs included).
@@ -82,43 +176,21 @@ impl Gateway {
     }
 }
 
-impl Drop for Gateway {
+impl Drop for GatewayProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-/// Runs a binary to completion and returns its exit status and output, for
-/// start-up checks that expect it to refuse.
-pub fn run_gateway_expecting_exit(
-    vars: &[(&str, &str)],
-) -> Result<(Option<i32>, String), GatewayError> {
-    let mut command = gateway_command(vars)?;
-    command.stdin(Stdio::null());
-    let out = command.output().map_err(GatewayError::Spawn)?;
-    let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
-    text.push_str(&String::from_utf8_lossy(&out.stderr));
-    Ok((out.status.code(), text))
-}
-
-/// The gateway with only `vars` (after `PORT=0`, `HOST=127.0.0.1`, `ENVIRONMENT=test`),
-/// run from an empty folder so no developer `.env` leaks in.
-fn gateway_command(vars: &[(&str, &str)]) -> Result<Command, GatewayError> {
-    let binary = bin_dir().join("local-gateway");
-    if !binary.exists() {
-        return Err(GatewayError::Missing(binary));
-    }
-    let mut command = Command::new(&binary);
+fn command(binary: &Path, folder: &Path, vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(binary);
     command
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("PORT", "0")
-        .env("HOST", "127.0.0.1")
-        .env("ENVIRONMENT", "test")
-        .current_dir(std::env::temp_dir());
-    for (k, v) in vars {
+        .current_dir(folder);
+    for (k, v) in TEST_DEFAULTS.iter().chain(vars) {
         command.env(k, v);
     }
-    Ok(command)
+    command
 }

@@ -1,5 +1,6 @@
-//! Test support for llm-proxy: the mock OpenRouter and a harness that runs the real
-//! local gateway. The end-to-end tests themselves live in `tests/`.
+//! Test support for llm-proxy: the mock OpenRouter, the local gateway in-process or as
+//! its binary, a DynamoDB-compatible server, and `cargo lambda`. The end-to-end tests
+//! themselves live in `tests/` (and the binary-level ones in `local/tests/`).
 
 pub mod dynamo;
 pub mod fixtures;
@@ -8,7 +9,7 @@ pub mod lambda;
 pub mod mock;
 pub mod process;
 
-pub use gateway::Gateway;
+pub use gateway::{Gateway, GatewayProcess};
 pub use mock::{Behaviour, MockOpenRouter, ModelsBehaviour};
 
 /// A mock OpenRouter and a gateway pointed at it, with `vars` besides.
@@ -17,7 +18,7 @@ pub async fn gateway_with_mock(vars: &[(&str, &str)]) -> Result<(MockOpenRouter,
     let base = mock.base_url();
     let mut all = vec![("OPENROUTER_BASE_URL", base.as_str())];
     all.extend_from_slice(vars);
-    let gateway = Gateway::start(&all).map_err(|e| e.to_string())?;
+    let gateway = Gateway::start(&all).await.map_err(|e| e.to_string())?;
     Ok((mock, gateway))
 }
 

@@ -18,6 +18,7 @@ const KEY: &str = "sk-or-v1-lambda-test-key";
 #[tokio::test(flavor = "multi_thread")]
 async fn inference_and_health_answer_api_gateway_events() {
     let mock = MockOpenRouter::start().await.unwrap();
+    mock.set_behaviour(Behaviour::Replay);
     let base = mock.base_url();
     let watch = LambdaWatch::start(&[
         ("OPENROUTER_API_KEY", KEY),

@@ -66,7 +66,8 @@ async fn list_pages_through_the_whole_catalogue() {
     );
     assert_eq!(headers["content-type"], "application/json");
 
-    // Every field OpenRouter sent is kept, and the seed's two are lifted from top_provider.
+    // Every field OpenRouter sent is kept, and is_moderated and max_completion_tokens
+    // are lifted from top_provider.
     let first = &body["data"][0];
     for (key, value) in all[0].as_object().unwrap() {
         assert_eq!(&first[key], value, "field {key}");

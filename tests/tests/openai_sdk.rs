@@ -24,6 +24,7 @@ async fn the_openai_python_sdk_works_unchanged() {
         ("OPENROUTER_API_KEY", "sk-or-v1-sdk"),
         ("OPENROUTER_BASE_URL", &base),
     ])
+    .await
     .unwrap();
     let script = workspace_root().join("tests/openai_sdk_check.py");
     let base_url = gateway.url("/api/v1");

@@ -286,6 +286,7 @@ async fn when_the_client_goes_the_upstream_request_goes_too() {
 #[tokio::test]
 async fn chat_completions_without_stream_answers_json() {
     let (mock, gateway) = setup(&[]).await;
+    mock.set_behaviour(Behaviour::Replay);
     let mut body = request("openai/gpt-4o");
     body["stream"] = json!(false);
     let response = post(&gateway, ENDPOINTS[1], &body).await;

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use llm_proxy_shared::catalog::CacheState;
+use llm_proxy_shared::header_names::MODELS_CACHE;
 
 /// The request's `If-None-Match`, if any.
 pub struct Conditional(Option<String>);
@@ -69,10 +70,7 @@ impl CatalogAnswer {
         if let Ok(cache_control) = HeaderValue::from_str(&cache_control) {
             headers.insert(header::CACHE_CONTROL, cache_control);
         }
-        headers.insert(
-            "x-models-cache",
-            HeaderValue::from_static(self.state.as_str()),
-        );
+        headers.insert(MODELS_CACHE, HeaderValue::from_static(self.state.as_str()));
         response
     }
 }

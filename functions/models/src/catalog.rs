@@ -1,4 +1,4 @@
-//! The catalogue endpoints under /api/v1/models (SPEC §1).
+//! The catalogue endpoints under /api/v1/models (`docs/http-api.md`).
 //!
 //! Answers are written from the pre-serialised models of the index, so a page of 50
 //! costs 50 copies, whatever the catalogue's size.

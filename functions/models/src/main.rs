@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use llm_proxy_shared::error::Chain;
 use llm_proxy_shared::{AppState, layers};
 
 #[tokio::main]
@@ -10,7 +11,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     // upstream must not use them all.
     match tokio::time::timeout(Duration::from_secs(5), state.catalog.prefetch()).await {
         Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(error = %error, "model catalogue not fetched at init"),
+        Ok(Err(error)) => {
+            tracing::warn!(error = %Chain(&error), "model catalogue not fetched at init")
+        }
         Err(_) => tracing::warn!("model catalogue not fetched at init: upstream too slow"),
     }
     let app = layers::apply(models::router(state.clone()), &state);

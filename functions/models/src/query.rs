@@ -1,4 +1,5 @@
-//! Query-string parameters with SPEC §2 errors: a bad `limit` is a 400 naming `limit`.
+//! Query-string parameters with the documented errors: a bad `limit` is a 400 naming
+//! `limit` (`docs/errors.md`).
 
 use llm_proxy_shared::ApiError;
 

@@ -15,7 +15,7 @@ pub struct Model {
     pub context_length: Value,
     pub pricing: Value,
     pub supported_parameters: Value,
-    /// The model object OpenRouter sent, every field kept, plus the seed's
+    /// The model object OpenRouter sent, every field kept, plus the documented
     /// `is_moderated` and `max_completion_tokens` lifted from `top_provider`;
     /// serialised once at index time.
     pub json: Box<RawValue>,
@@ -137,7 +137,8 @@ impl Model {
     fn from_object(mut object: Map<String, Value>) -> Option<Self> {
         let id = object.get("id")?.as_str()?.to_owned();
         let top_provider = object.get("top_provider").cloned().unwrap_or(Value::Null);
-        // The seed's shape carries these two at the top level.
+        // The documented model shape (`docs/http-api.md`) carries these two at the
+        // top level; OpenRouter keeps them under `top_provider`.
         if !object.contains_key("is_moderated") {
             let moderated = top_provider
                 .get("is_moderated")
@@ -203,7 +204,7 @@ mod tests {
     }
 
     #[test]
-    fn keeps_every_field_and_lifts_the_seed_fields() {
+    fn keeps_every_field_and_lifts_moderation_and_max_tokens() {
         let idx = index(json!([{
             "id": "openai/gpt-4o", "name": "GPT-4o", "context_length": 128000,
             "architecture": {"modality": "text+image->text"},

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-pub use index::{Model, ModelIndex, provider_of};
+pub use index::{IndexError, Model, ModelIndex, provider_of};
 
-use crate::error::{ApiError, UpstreamError};
-use crate::openrouter::OpenRouterClient;
+use crate::error::{ApiError, Chain, UpstreamError};
+use crate::openrouter::{OpenRouterClient, OpenRouterError};
 
 /// After a failed refresh, wait this long before trying again, so a down upstream
 /// is not asked once per request.
@@ -39,6 +39,28 @@ impl CacheState {
             Self::Fresh => "hit",
             Self::Stale => "stale",
             Self::StaleIfError => "stale-if-error",
+        }
+    }
+}
+
+/// Why the catalogue could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error(transparent)]
+    Upstream(#[from] OpenRouterError),
+    #[error("OpenRouter's model catalogue could not be read")]
+    Unreadable(#[from] IndexError),
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(error: CatalogError) -> Self {
+        match error {
+            CatalogError::Upstream(error) => error.into(),
+            CatalogError::Unreadable(cause) => UpstreamError {
+                cause: Some(Arc::new(cause)),
+                ..UpstreamError::bad_gateway("OpenRouter's model catalogue could not be read")
+            }
+            .into(),
         }
     }
 }
@@ -151,7 +173,7 @@ impl ModelCatalog {
         tokio::spawn(async move {
             let _fetching = catalog.fetch_lock.lock().await;
             if let Err(error) = catalog.fetch().await {
-                tracing::warn!(error = %error, "model catalogue refresh failed; serving the stale copy");
+                tracing::warn!(error = %Chain(&error), "model catalogue refresh failed; serving the stale copy");
                 catalog.set_failure(Some(error));
             }
             catalog.refreshing.store(false, Ordering::Release);
@@ -160,13 +182,8 @@ impl ModelCatalog {
 
     async fn fetch(&self) -> Result<Arc<ModelIndex>, ApiError> {
         let started = Instant::now();
-        let body = self.client.models().await?;
-        let index = ModelIndex::parse(&body).map_err(|e| {
-            tracing::warn!(error = %e, "model catalogue unreadable");
-            ApiError::from(UpstreamError::bad_gateway(
-                "OpenRouter's model catalogue could not be read",
-            ))
-        })?;
+        let body = self.client.models().await.map_err(CatalogError::from)?;
+        let index = ModelIndex::parse(&body).map_err(CatalogError::from)?;
         let index = Arc::new(index);
         tracing::info!(
             models = index.len(),

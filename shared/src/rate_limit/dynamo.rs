@@ -12,7 +12,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
 
-use super::store::{Counted, Counter, StoreError};
+use super::counter::{Counted, Counter, StoreError};
 
 /// The table's partition key (a string), as `template.yaml` defines it.
 pub const PARTITION_KEY: &str = "pk";
@@ -121,7 +121,7 @@ impl DynamoStore {
                 };
                 Ok(Counted::Refused(counts))
             }
-            Err(e) => Err(StoreError(describe(&e))),
+            Err(e) => Err(StoreError::DynamoDb(Box::new(e.into()))),
         }
     }
 }
@@ -130,15 +130,5 @@ fn read_count(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u32>
     match item.get(name) {
         Some(AttributeValue::N(n)) => n.parse().ok(),
         _ => None,
-    }
-}
-
-fn describe(error: &SdkError<UpdateItemError>) -> String {
-    match error {
-        SdkError::ServiceError(e) => format!("service error: {}", e.err()),
-        SdkError::TimeoutError(_) => "timed out".to_owned(),
-        SdkError::DispatchFailure(e) if e.is_io() => "connection failed".to_owned(),
-        SdkError::DispatchFailure(_) => "dispatch failure".to_owned(),
-        other => other.to_string(),
     }
 }

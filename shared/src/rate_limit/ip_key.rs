@@ -25,7 +25,7 @@ impl IpKeyer {
     }
 
     /// A secret nobody else knows, for in-memory counters that never leave the process.
-    /// `RandomState` is seeded from the operating system's randomness per process.
+    /// `RandomState` draws its keys from the operating system's randomness, per process.
     pub fn random() -> Self {
         let mut secret = Vec::with_capacity(32);
         for i in 0..4u64 {

@@ -10,7 +10,7 @@ use http::Method;
 
 use super::{RateLimiter, Scope};
 use crate::client_ip::ClientIp;
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalError};
 use crate::routes::{HEALTH, INFERENCE_PATHS};
 
 pub async fn limit(
@@ -28,7 +28,7 @@ pub async fn limit(
         Scope::Http
     };
     let Some(ip) = ClientIp::from_extensions(request.extensions()) else {
-        return ApiError::internal("no client address in the request context").into_response();
+        return ApiError::from(InternalError::NoClientAddress).into_response();
     };
     match limiter.check(ip, scope).await {
         Ok(decision) if decision.allowed => {
@@ -37,12 +37,7 @@ pub async fn limit(
             response
         }
         Ok(decision) => {
-            let spent = decision
-                .quotas
-                .iter()
-                .find(|q| q.remaining == 0)
-                .or(decision.tightest());
-            let message = match spent {
+            let message = match decision.spent() {
                 Some(q) => format!(
                     "Rate limit exceeded: {} requests per {} s ({} limit); retry in {} s",
                     q.policy.limit,

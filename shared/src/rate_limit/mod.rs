@@ -1,26 +1,34 @@
-//! `RateLimiter`: per-client fixed-window limits (SPEC §3).
+//! `RateLimiter`: per-client fixed-window limits (`docs/rate-limits.md`).
 //!
-//! The policies decide what a request counts against; the store only counts. A
-//! request under both the default and the inference limit (same window) costs one
+//! Layout, leaf first: `counter` (what a store is asked and answers), the stores
+//! (`memory`, `dynamo`) and `store` (the one chosen at start-up); `policy` (what a
+//! request counts against, the verdict and its headers); this module decides, and
+//! `layer` applies it to HTTP requests.
+//!
+//! A request under both the default and the inference limit (same window) costs one
 //! store call that counts both and refuses if either is spent.
 
+mod counter;
 mod dynamo;
-mod headers;
 mod ip_key;
 pub mod layer;
+mod memory;
+mod policy;
 mod store;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub use counter::{Counted, Counter, StoreError};
 pub use dynamo::{DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
-pub use headers::Quota;
 pub use ip_key::IpKeyer;
-pub use store::{Counted, Counter, MemoryStore, Store, StoreError};
+pub use memory::MemoryStore;
+pub use policy::{Decision, Policy, Quota, Scope};
+pub use store::Store;
 
 use crate::client_ip::ClientIp;
-use crate::config::{Config, FailMode};
-use crate::error::ApiError;
+use crate::config::{FailMode, RateLimitConfig};
+use crate::error::{ApiError, Chain};
 
 /// How long a counter call may take before the fail mode decides: a rate limiter
 /// that makes every request slow is a failure of its own.
@@ -28,33 +36,6 @@ pub const DEFAULT_BUDGET: Duration = Duration::from_millis(150);
 
 /// Expired items linger this long past their window for DynamoDB's TTL sweep.
 const TTL_MARGIN_SECS: u64 = 60;
-
-/// What a request counts against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// Any HTTP request but `/health` and `OPTIONS`.
-    Http,
-    /// REST, SSE and chat/completions inference (and WebSocket `inference_request`).
-    Inference,
-    /// Opening a WebSocket connection.
-    WsConnect,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Policy {
-    pub name: &'static str,
-    pub limit: u32,
-    pub window: Duration,
-}
-
-/// The verdict for one request, with the state of every limit it counted against.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
-    pub allowed: bool,
-    pub quotas: Vec<Quota>,
-    /// Seconds until the spent limit resets (for `Retry-After`); 0 when allowed.
-    pub retry_after: u64,
-}
 
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
@@ -67,8 +48,8 @@ fn system_clock_ms() -> u64 {
 pub struct RateLimiter {
     store: Store,
     keyer: IpKeyer,
-    default: Policy,
-    inference: Policy,
+    /// `[default]` and `[default, inference]`: one item, one window.
+    http: [Policy; 2],
     ws: Policy,
     fail_mode: FailMode,
     budget: Duration,
@@ -76,48 +57,56 @@ pub struct RateLimiter {
 }
 
 impl RateLimiter {
-    pub fn new(store: Store, keyer: IpKeyer, config: &Config) -> Self {
+    pub fn new(store: Store, keyer: IpKeyer, config: &RateLimitConfig) -> Self {
         Self {
             store,
             keyer,
-            default: Policy {
-                name: "default",
-                limit: config.rate_limit_max_requests,
-                window: config.rate_limit_window,
-            },
-            inference: Policy {
-                name: "inference",
-                limit: config.rate_limit_inference_max_requests,
-                window: config.rate_limit_window,
-            },
+            http: [
+                Policy {
+                    name: "default",
+                    counter: "req",
+                    limit: config.max_requests,
+                    window: config.window,
+                },
+                Policy {
+                    name: "inference",
+                    counter: "inf",
+                    limit: config.inference_max_requests,
+                    window: config.window,
+                },
+            ],
             ws: Policy {
                 name: "websocket",
-                limit: config.ws_rate_limit_connections,
-                window: config.ws_rate_limit_window,
+                counter: "conn",
+                limit: config.ws_connections,
+                window: config.ws_window,
             },
-            fail_mode: config.rate_limit_fail_mode,
+            fail_mode: config.fail_mode,
             budget: DEFAULT_BUDGET,
             clock: Arc::new(system_clock_ms),
         }
     }
 
-    /// DynamoDB when `RATE_LIMIT_TABLE` is set, otherwise counters in memory.
-    pub async fn from_config(config: &Config) -> Self {
-        match (&config.rate_limit_table, &config.rate_limit_hash_key) {
-            (Some(table), Some(secret)) => {
+    /// DynamoDB when `RATE_LIMIT_TABLE` is set (the SDK configured from the
+    /// environment), otherwise counters in memory.
+    pub async fn from_config(config: &RateLimitConfig) -> Self {
+        match &config.table {
+            Some(table) => {
                 let store = DynamoStore::from_env(table.clone(), DEFAULT_BUDGET).await;
-                Self::new(
-                    Store::Dynamo(store),
-                    IpKeyer::new(secret.expose().as_bytes()),
-                    config,
-                )
+                Self::with_store(Store::Dynamo(store), config)
             }
-            _ => Self::new(
-                Store::Memory(MemoryStore::default()),
-                IpKeyer::random(),
-                config,
-            ),
+            None => Self::with_store(Store::Memory(MemoryStore::default()), config),
         }
+    }
+
+    /// Counters in `store`. Addresses are hashed with `RATE_LIMIT_HASH_KEY` when one is
+    /// set (counters others can read), with a secret of this process's otherwise.
+    pub fn with_store(store: Store, config: &RateLimitConfig) -> Self {
+        let keyer = match &config.hash_key {
+            Some(secret) => IpKeyer::new(secret.expose().as_bytes()),
+            None => IpKeyer::random(),
+        };
+        Self::new(store, keyer, config)
     }
 
     pub fn with_clock(mut self, clock: Clock) -> Self {
@@ -133,41 +122,14 @@ impl RateLimiter {
     /// Counts one request of `scope` from `ip`. `Err` only when the store failed and
     /// the fail mode is `closed`.
     pub async fn check(&self, ip: ClientIp, scope: Scope) -> Result<Decision, ApiError> {
-        let policies: &[Policy] = match scope {
-            Scope::Http => &[self.default],
-            Scope::Inference => &[self.default, self.inference],
-            Scope::WsConnect => &[self.ws],
+        let (group, policies): (&str, &[Policy]) = match scope {
+            Scope::Http => ("http", &self.http[..1]),
+            Scope::Inference => ("http", &self.http),
+            Scope::WsConnect => ("ws", std::slice::from_ref(&self.ws)),
         };
-        let (group, counters): (&str, &[Counter]) = match scope {
-            Scope::Http => (
-                "http",
-                &[Counter {
-                    name: "req",
-                    limit: self.default.limit,
-                }],
-            ),
-            Scope::Inference => (
-                "http",
-                &[
-                    Counter {
-                        name: "req",
-                        limit: self.default.limit,
-                    },
-                    Counter {
-                        name: "inf",
-                        limit: self.inference.limit,
-                    },
-                ],
-            ),
-            Scope::WsConnect => (
-                "ws",
-                &[Counter {
-                    name: "conn",
-                    limit: self.ws.limit,
-                }],
-            ),
-        };
-        // Policies that share an item share a window (SPEC: one window for both).
+        let counters: Vec<Counter> = policies.iter().map(Policy::counter).collect();
+        // Policies that share an item share a window (the default and inference
+        // limits have one window by design).
         let window_ms = policies[0].window.as_millis().max(1) as u64;
         let now_ms = (self.clock)();
         let window_start = now_ms - now_ms % window_ms;
@@ -178,15 +140,10 @@ impl RateLimiter {
         let counted = tokio::time::timeout(
             self.budget,
             self.store
-                .increment(&key, counters, reset + TTL_MARGIN_SECS, now_ms / 1000),
+                .increment(&key, &counters, reset + TTL_MARGIN_SECS, now_ms / 1000),
         )
         .await
-        .unwrap_or_else(|_| {
-            Err(StoreError(format!(
-                "no answer within {} ms",
-                self.budget.as_millis()
-            )))
-        });
+        .unwrap_or(Err(StoreError::Timeout(self.budget)));
 
         let seconds_left = (window_end - now_ms).div_ceil(1000).max(1);
         match counted {
@@ -211,7 +168,7 @@ impl RateLimiter {
             }
             Err(error) => match self.fail_mode {
                 FailMode::Open => {
-                    tracing::warn!(error = %error, "rate limiter unavailable; serving (RATE_LIMIT_FAIL_MODE=open)");
+                    tracing::warn!(error = %Chain(&error), "rate limiter unavailable; serving (RATE_LIMIT_FAIL_MODE=open)");
                     Ok(Decision {
                         allowed: true,
                         quotas: Vec::new(),
@@ -219,7 +176,7 @@ impl RateLimiter {
                     })
                 }
                 FailMode::Closed => {
-                    tracing::error!(error = %error, "rate limiter unavailable; refusing (RATE_LIMIT_FAIL_MODE=closed)");
+                    tracing::error!(error = %Chain(&error), "rate limiter unavailable; refusing (RATE_LIMIT_FAIL_MODE=closed)");
                     Err(ApiError::Unavailable {
                         message: "The rate limiter is unavailable; retry shortly".into(),
                     })
@@ -238,7 +195,7 @@ impl RateLimiter {
                 limit: u32::MAX,
             }];
             if let Err(error) = store.increment("init#warm", &counter, expires).await {
-                tracing::warn!(error = %error, "rate-limit store not reachable at init");
+                tracing::warn!(error = %Chain(&error), "rate-limit store not reachable at init");
             }
         }
     }

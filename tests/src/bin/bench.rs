@@ -14,7 +14,7 @@
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use llm_proxy_tests::{Gateway, MockOpenRouter};
+use llm_proxy_tests::{GatewayProcess, MockOpenRouter};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -41,6 +41,12 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// A binary built beside this one (`cargo build --release` puts them together).
+fn sibling(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    exe.with_file_name(name)
 }
 
 /// The limits are part of every request's path, so they stay on, out of reach.
@@ -124,12 +130,15 @@ async fn measure(url: &str, n: usize, concurrency: usize) -> Result<Figures, Str
 async fn models() -> Result<(), String> {
     let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
     let base = mock.base_url();
-    let gateway = Gateway::start(&[
-        ("OPENROUTER_BASE_URL", &base),
-        ("LOG_LEVEL", "warn"),
-        UNLIMITED,
-        UNLIMITED_INFERENCE,
-    ])
+    let gateway = GatewayProcess::start(
+        &sibling("local-gateway"),
+        &[
+            ("OPENROUTER_BASE_URL", &base),
+            ("LOG_LEVEL", "warn"),
+            UNLIMITED,
+            UNLIMITED_INFERENCE,
+        ],
+    )
     .map_err(|e| e.to_string())?;
     println!(
         "models: local-gateway ({PROFILE}) on {}, 414 models, in-memory rate limiter",
@@ -222,7 +231,7 @@ async fn ratelimit() -> Result<(), String> {
     let memory = RateLimiter::new(
         Store::Memory(MemoryStore::default()),
         IpKeyer::new(b"bench"),
-        &config,
+        &config.rate_limits,
     );
     run(&memory, &ips, 2000).await?;
     run(&memory, &ips, 100_000).await?.print("memory store");
@@ -236,7 +245,7 @@ async fn ratelimit() -> Result<(), String> {
     let limiter = RateLimiter::new(
         Store::Dynamo(DynamoStore::new(client, "bench")),
         IpKeyer::new(b"bench"),
-        &config,
+        &config.rate_limits,
     );
     run(&limiter, &ips, 100).await?;
     run(&limiter, &ips, 3000)
@@ -287,13 +296,16 @@ async fn ttfb(
 async fn stream() -> Result<(), String> {
     let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
     let base = mock.base_url();
-    let gateway = Gateway::start(&[
-        ("OPENROUTER_API_KEY", "bench"),
-        ("OPENROUTER_BASE_URL", &base),
-        ("LOG_LEVEL", "warn"),
-        UNLIMITED,
-        UNLIMITED_INFERENCE,
-    ])
+    let gateway = GatewayProcess::start(
+        &sibling("local-gateway"),
+        &[
+            ("OPENROUTER_API_KEY", "bench"),
+            ("OPENROUTER_BASE_URL", &base),
+            ("LOG_LEVEL", "warn"),
+            UNLIMITED,
+            UNLIMITED_INFERENCE,
+        ],
+    )
     .map_err(|e| e.to_string())?;
     let client = reqwest::Client::new();
     let pid = gateway.pid();

@@ -1,0 +1,331 @@
+//! `Config`: every setting of `docs/configuration.md`, read once per container from the
+//! environment and grouped by the part of the proxy that uses it.
+//!
+//! A value that is set but does not parse stops start-up with a message naming the
+//! variable and what was expected: a typo must never quietly become the default.
+
+mod reader;
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+pub use reader::ConfigError;
+use reader::Reader;
+
+/// A secret that never shows in `Debug` output or logs.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+    Test,
+}
+
+impl Environment {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Development => "development",
+            Self::Production => "production",
+            Self::Test => "test",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailMode {
+    Open,
+    Closed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CorsOrigins {
+    Any,
+    List(Vec<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub log_level: LogLevel,
+    pub upstream: UpstreamConfig,
+    pub rate_limits: RateLimitConfig,
+    pub catalog: CatalogConfig,
+    pub cors: CorsOrigins,
+    pub local: LocalConfig,
+    pub websocket: WebSocketConfig,
+}
+
+/// What the OpenRouter client and the chat pipeline need.
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub api_key: Option<Secret>,
+    pub base_url: String,
+    /// To the first byte, and of silence mid-answer.
+    pub request_timeout: Duration,
+    pub stream_max_duration: Duration,
+}
+
+/// What the `RateLimiter` needs (`docs/rate-limits.md`).
+#[derive(Debug, Clone)]
+pub struct RateLimitConfig {
+    pub window: Duration,
+    pub max_requests: u32,
+    pub inference_max_requests: u32,
+    pub ws_connections: u32,
+    pub ws_window: Duration,
+    pub table: Option<String>,
+    pub hash_key: Option<Secret>,
+    pub fail_mode: FailMode,
+}
+
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    pub ttl: Duration,
+}
+
+/// The local gateway's own settings; Lambda ignores them.
+#[derive(Debug, Clone)]
+pub struct LocalConfig {
+    pub host: IpAddr,
+    pub port: u16,
+    pub max_concurrent_requests: u32,
+}
+
+/// What the WebSocket handler needs (`docs/websocket.md`).
+#[derive(Debug, Clone)]
+pub struct WebSocketConfig {
+    pub max_connections: u32,
+    pub heartbeat_interval: Duration,
+}
+
+/// The default OpenRouter endpoint.
+pub const DEFAULT_BASE_URL: &str = "https://openrouter.ai/api/v1";
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests need not touch the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Reader { lookup: &lookup };
+        let config = Self {
+            environment: env.choice(
+                "ENVIRONMENT",
+                Environment::Development,
+                &[
+                    ("development", Environment::Development),
+                    ("production", Environment::Production),
+                    ("test", Environment::Test),
+                ],
+            )?,
+            log_level: env.choice(
+                "LOG_LEVEL",
+                LogLevel::Info,
+                &[
+                    ("debug", LogLevel::Debug),
+                    ("info", LogLevel::Info),
+                    ("warn", LogLevel::Warn),
+                    ("error", LogLevel::Error),
+                ],
+            )?,
+            upstream: UpstreamConfig {
+                api_key: env.raw("OPENROUTER_API_KEY").map(Secret),
+                base_url: env.parse(
+                    "OPENROUTER_BASE_URL",
+                    DEFAULT_BASE_URL.to_owned(),
+                    "an http:// or https:// URL",
+                    parse_url,
+                )?,
+                request_timeout: env.millis("REQUEST_TIMEOUT", 30_000)?,
+                // The stream function's timeout in template.yaml is 900 s; ending a
+                // little earlier lets the proxy close the stream cleanly instead of
+                // being cut.
+                stream_max_duration: env.millis("STREAM_MAX_DURATION_MS", 870_000)?,
+            },
+            rate_limits: RateLimitConfig {
+                window: env.millis("RATE_LIMIT_WINDOW_MS", 900_000)?,
+                max_requests: env.count("RATE_LIMIT_MAX_REQUESTS", 100)?,
+                inference_max_requests: env.count("RATE_LIMIT_INFERENCE_MAX_REQUESTS", 50)?,
+                ws_connections: env.count("WS_RATE_LIMIT_CONNECTIONS", 5)?,
+                ws_window: env.millis("WS_RATE_LIMIT_WINDOW_MS", 60_000)?,
+                table: env.raw("RATE_LIMIT_TABLE"),
+                hash_key: env.raw("RATE_LIMIT_HASH_KEY").map(Secret),
+                fail_mode: env.choice(
+                    "RATE_LIMIT_FAIL_MODE",
+                    FailMode::Open,
+                    &[("open", FailMode::Open), ("closed", FailMode::Closed)],
+                )?,
+            },
+            catalog: CatalogConfig {
+                ttl: env.millis("MODELS_CACHE_TTL_MS", 300_000)?,
+            },
+            cors: env.parse(
+                "CORS_ORIGINS",
+                CorsOrigins::Any,
+                "* or a comma-separated list of origins such as https://app.example.com",
+                parse_origins,
+            )?,
+            local: LocalConfig {
+                host: env.parse(
+                    "HOST",
+                    IpAddr::from([127, 0, 0, 1]),
+                    "an IP address such as 127.0.0.1 or 0.0.0.0",
+                    |v| v.parse().ok(),
+                )?,
+                port: env.parse("PORT", 3000, "a port number 0-65535", |v| v.parse().ok())?,
+                max_concurrent_requests: env.count("MAX_CONCURRENT_REQUESTS", 100)?,
+            },
+            websocket: WebSocketConfig {
+                max_connections: env.count("WS_MAX_CONNECTIONS", 1000)?,
+                heartbeat_interval: env.millis("WS_HEARTBEAT_INTERVAL", 30_000)?,
+            },
+        };
+        let limits = &config.rate_limits;
+        if limits.table.is_some() && limits.hash_key.is_none() {
+            return Err(ConfigError {
+                name: "RATE_LIMIT_HASH_KEY",
+                value: String::new(),
+                expected: "a secret (required when RATE_LIMIT_TABLE is set, so that client IPs are stored only as keyed hashes)".into(),
+            });
+        }
+        Ok(config)
+    }
+}
+
+fn parse_url(value: &str) -> Option<String> {
+    let url = reqwest::Url::parse(value).ok()?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return None;
+    }
+    Some(value.trim_end_matches('/').to_owned())
+}
+
+fn parse_origins(value: &str) -> Option<CorsOrigins> {
+    if value == "*" {
+        return Some(CorsOrigins::Any);
+    }
+    let origins: Vec<String> = value
+        .split(',')
+        .map(|o| o.trim().trim_end_matches('/').to_owned())
+        .filter(|o| !o.is_empty())
+        .collect();
+    let valid = origins.iter().all(|o| {
+        reqwest::Url::parse(o).is_ok_and(|u| matches!(u.scheme(), "http" | "https"))
+            && http::HeaderValue::from_str(o).is_ok()
+    });
+    (valid && !origins.is_empty()).then_some(CorsOrigins::List(origins))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.local.port, 3000);
+        assert_eq!(c.local.host.to_string(), "127.0.0.1");
+        assert_eq!(c.upstream.base_url, DEFAULT_BASE_URL);
+        assert_eq!(c.rate_limits.window, Duration::from_secs(900));
+        assert_eq!(c.rate_limits.max_requests, 100);
+        assert_eq!(c.rate_limits.inference_max_requests, 50);
+        assert_eq!(c.rate_limits.ws_connections, 5);
+        assert_eq!(c.upstream.request_timeout, Duration::from_secs(30));
+        assert_eq!(c.catalog.ttl, Duration::from_secs(300));
+        assert_eq!(c.cors, CorsOrigins::Any);
+        assert_eq!(c.rate_limits.fail_mode, FailMode::Open);
+        assert!(c.upstream.api_key.is_none());
+    }
+
+    #[test]
+    fn a_bad_value_names_the_variable_and_what_was_expected() {
+        let err = config(&[("REQUEST_TIMEOUT", "abc")]).unwrap_err();
+        assert_eq!(err.name, "REQUEST_TIMEOUT");
+        let text = err.to_string();
+        assert!(text.contains("REQUEST_TIMEOUT=\"abc\""), "{text}");
+        assert!(text.contains("milliseconds"), "{text}");
+
+        let err = config(&[("LOG_LEVEL", "loud")]).unwrap_err();
+        assert!(
+            err.to_string().contains("debug, info, warn, error"),
+            "{err}"
+        );
+
+        for (name, value) in [
+            ("PORT", "70000"),
+            ("HOST", "localhost:3000"),
+            ("RATE_LIMIT_MAX_REQUESTS", "0"),
+            ("RATE_LIMIT_FAIL_MODE", "maybe"),
+            ("OPENROUTER_BASE_URL", "ftp://x"),
+            ("CORS_ORIGINS", "not a url"),
+            ("ENVIRONMENT", "prod"),
+        ] {
+            let err = config(&[(name, value)]).unwrap_err();
+            assert_eq!(err.name, name);
+        }
+    }
+
+    #[test]
+    fn a_table_without_a_hash_key_is_refused() {
+        let err = config(&[("RATE_LIMIT_TABLE", "limits")]).unwrap_err();
+        assert_eq!(err.name, "RATE_LIMIT_HASH_KEY");
+        assert!(config(&[("RATE_LIMIT_TABLE", "limits"), ("RATE_LIMIT_HASH_KEY", "s")]).is_ok());
+    }
+
+    #[test]
+    fn empty_means_unset_and_secrets_do_not_print() {
+        let c = config(&[("OPENROUTER_API_KEY", "sk-or-v1-secret"), ("PORT", "")]).unwrap();
+        assert_eq!(c.local.port, 3000);
+        assert!(!format!("{c:?}").contains("sk-or-v1-secret"));
+    }
+
+    #[test]
+    fn origins_are_a_list() {
+        let c = config(&[("CORS_ORIGINS", "https://a.example, http://localhost:5173/")]).unwrap();
+        assert_eq!(
+            c.cors,
+            CorsOrigins::List(vec![
+                "https://a.example".into(),
+                "http://localhost:5173".into()
+            ])
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! `OpenRouterClient`: the one pooled HTTP client a container keeps for OpenRouter.
+//! It speaks OpenRouter's protocol (auth, attribution, timeouts, errors in the body)
+//! and reports failures as `OpenRouterError` facts; `error.rs` maps them for callers.
+
+mod error;
+
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use http::{HeaderMap, HeaderValue};
+use serde_json::Value;
+
+pub use error::{Call, ErrorAnswer, OpenRouterError};
+
+use crate::config::{Secret, UpstreamConfig};
+use crate::header_names::{ATTRIBUTION, GENERATION_ID};
+
+#[derive(Clone)]
+pub struct OpenRouterClient {
+    http: reqwest::Client,
+    base_url: String,
+    api_key: Option<Secret>,
+    request_timeout: Duration,
+}
+
+/// The caller's app-attribution headers (`HTTP-Referer`, `X-Title`,
+/// `X-OpenRouter-Title`), passed on to OpenRouter unchanged; no other caller header is.
+#[derive(Debug, Clone, Default)]
+pub struct Attribution(Vec<(http::HeaderName, HeaderValue)>);
+
+impl Attribution {
+    pub fn from_headers(headers: &HeaderMap) -> Self {
+        Self(
+            ATTRIBUTION
+                .iter()
+                .filter_map(|name| headers.get(name).map(|v| (name.clone(), v.clone())))
+                .collect(),
+        )
+    }
+}
+
+/// A complete, successful, non-streamed answer.
+#[derive(Debug)]
+pub struct Completion {
+    /// OpenRouter's bytes, unchanged (whitespace padding included).
+    pub body: Bytes,
+    pub generation_id: Option<HeaderValue>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("could not build the HTTP client: {0}")]
+pub struct ClientBuildError(#[from] reqwest::Error);
+
+impl OpenRouterClient {
+    /// Built once per container: the pool keeps TLS connections warm across invocations.
+    pub fn new(config: &UpstreamConfig) -> Result<Self, ClientBuildError> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(Duration::from_secs(5).min(config.request_timeout))
+            .pool_idle_timeout(Duration::from_secs(90))
+            .user_agent(concat!("llm-proxy/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self {
+            http,
+            base_url: config.base_url.clone(),
+            api_key: config.api_key.clone(),
+            request_timeout: config.request_timeout,
+        })
+    }
+
+    pub fn has_key(&self) -> bool {
+        self.api_key.is_some()
+    }
+
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    pub fn request_timeout(&self) -> Duration {
+        self.request_timeout
+    }
+
+    /// Sends a chat-completions body exactly as the caller wrote it, and returns once
+    /// OpenRouter's answer headers arrive with a success status.
+    ///
+    /// `REQUEST_TIMEOUT` bounds the wait for the answer's headers and every silence
+    /// while the body arrives, not the total: OpenRouter keeps slow answers alive with
+    /// whitespace, and a long healthy answer must not be cut.
+    pub async fn start_chat(
+        &self,
+        body: Bytes,
+        attribution: &Attribution,
+    ) -> Result<reqwest::Response, OpenRouterError> {
+        let Some(key) = &self.api_key else {
+            return Err(OpenRouterError::NoKey);
+        };
+        let mut request = self
+            .http
+            .post(format!("{}/chat/completions", self.base_url))
+            .bearer_auth(key.expose())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(body);
+        for (name, value) in &attribution.0 {
+            request = request.header(name, value);
+        }
+        let response = self.send(request).await?;
+        if response.status().is_success() {
+            Ok(response)
+        } else {
+            Err(self.error_from_response(Call::Chat, response).await)
+        }
+    }
+
+    /// One non-streamed chat completion, read to the end.
+    pub async fn chat(
+        &self,
+        body: Bytes,
+        attribution: &Attribution,
+    ) -> Result<Completion, OpenRouterError> {
+        let response = self.start_chat(body, attribution).await?;
+        let generation_id = response.headers().get(GENERATION_ID).cloned();
+        let body = self.read_body(response).await?;
+        // OpenRouter commits to 200 before the model answers; a failure after that
+        // arrives as an error object in the body (after the keep-alive whitespace).
+        let trimmed = body.trim_ascii_start();
+        if is_error_object(trimmed)
+            && let Ok(value) = serde_json::from_slice::<Value>(trimmed)
+        {
+            let status = value
+                .pointer("/error/code")
+                .and_then(Value::as_u64)
+                .and_then(|c| u16::try_from(c).ok())
+                .unwrap_or(502);
+            return Err(self.answered(Call::Chat, status, &value, None));
+        }
+        Ok(Completion {
+            body,
+            generation_id,
+        })
+    }
+
+    /// The whole model catalogue, image and audio models included (the plain call
+    /// lists only text-output models). It needs no key, so none is sent.
+    pub async fn models(&self) -> Result<Bytes, OpenRouterError> {
+        let request = self
+            .http
+            .get(format!("{}/models?output_modalities=all", self.base_url))
+            .header(http::header::ACCEPT, "application/json");
+        let response = self.send(request).await?;
+        if !response.status().is_success() {
+            return Err(self.error_from_response(Call::Catalog, response).await);
+        }
+        self.read_body(response).await
+    }
+
+    async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, OpenRouterError> {
+        tokio::time::timeout(self.request_timeout, request.send())
+            .await
+            .map_err(|_| OpenRouterError::Timeout(self.request_timeout))?
+            .map_err(OpenRouterError::Unreachable)
+    }
+
+    async fn read_body(&self, response: reqwest::Response) -> Result<Bytes, OpenRouterError> {
+        let mut stream = response.bytes_stream();
+        let mut body = BytesMut::new();
+        loop {
+            match tokio::time::timeout(self.request_timeout, stream.next()).await {
+                Err(_) => return Err(OpenRouterError::Timeout(self.request_timeout)),
+                Ok(None) => return Ok(body.freeze()),
+                Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
+                Ok(Some(Err(e))) => return Err(OpenRouterError::Unreachable(e)),
+            }
+        }
+    }
+
+    async fn error_from_response(
+        &self,
+        call: Call,
+        response: reqwest::Response,
+    ) -> OpenRouterError {
+        let status = response.status().as_u16();
+        let retry_after = response.headers().get(http::header::RETRY_AFTER).cloned();
+        // An error body is small; a huge or stalled one is not worth waiting for.
+        let body = match tokio::time::timeout(self.request_timeout, response.bytes()).await {
+            Ok(Ok(body)) => body,
+            _ => Bytes::new(),
+        };
+        let value = serde_json::from_slice::<Value>(body.trim_ascii()).unwrap_or(Value::Null);
+        self.answered(call, status, &value, retry_after)
+    }
+
+    fn answered(
+        &self,
+        call: Call,
+        status: u16,
+        body: &Value,
+        retry_after: Option<HeaderValue>,
+    ) -> OpenRouterError {
+        let message = body
+            .pointer("/error/message")
+            .and_then(Value::as_str)
+            .map(|m| self.scrub(m));
+        let metadata = body
+            .pointer("/error/metadata")
+            .filter(|m| !m.is_null())
+            .map(|m| self.scrub_value(m.clone()));
+        OpenRouterError::Answered(Box::new(ErrorAnswer {
+            call,
+            status,
+            message,
+            metadata,
+            retry_after,
+        }))
+    }
+
+    /// Upstream text never carries the key back to a caller, even if it echoes it.
+    fn scrub(&self, text: &str) -> String {
+        match &self.api_key {
+            Some(key) if !key.expose().is_empty() && text.contains(key.expose()) => {
+                text.replace(key.expose(), "[redacted]")
+            }
+            _ => text.to_owned(),
+        }
+    }
+
+    fn scrub_value(&self, value: Value) -> Value {
+        match &self.api_key {
+            Some(key) if value.to_string().contains(key.expose()) => {
+                serde_json::from_str(&self.scrub(&value.to_string())).unwrap_or(Value::Null)
+            }
+            _ => value,
+        }
+    }
+}
+
+/// Whether a body is `{"error": ...}`, judged from its first key without parsing
+/// the whole (possibly large) answer.
+fn is_error_object(body: &[u8]) -> bool {
+    body.strip_prefix(b"{")
+        .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"\"error\""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ApiError;
+    use serde_json::json;
+
+    fn client() -> OpenRouterClient {
+        let config = crate::Config::from_lookup(|k| {
+            (k == "OPENROUTER_API_KEY").then(|| "sk-or-v1-abc".to_owned())
+        })
+        .unwrap();
+        OpenRouterClient::new(&config.upstream).unwrap()
+    }
+
+    #[test]
+    fn keys_in_upstream_errors_are_scrubbed() {
+        let c = client();
+        let body = json!({"error": {"code": 403, "message": "flagged for sk-or-v1-abc",
+                                    "metadata": {"reasons": ["violence"], "flagged_input": "sk-or-v1-abc"}}});
+        let err = ApiError::from(c.answered(Call::Chat, 403, &body, None));
+        let text = err.body().to_string();
+        assert!(text.contains("violence"), "{text}");
+        assert!(!text.contains("sk-or-v1-abc"), "{text}");
+    }
+
+    #[test]
+    fn an_error_object_is_told_by_its_first_key() {
+        assert!(is_error_object(br#"{ "error": {"code": 502}}"#));
+        assert!(!is_error_object(br#"{"id": "gen-1", "error": null}"#));
+    }
+}

@@ -1,0 +1,60 @@
+//! OpenRouter's error bodies, as the real service words them (`errors/` captures).
+
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use serde_json::json;
+
+use crate::fixtures;
+
+/// OpenRouter's answer for each error status.
+pub fn for_status(status: u16) -> Response {
+    match status {
+        400 => raw(400, fixtures::error_400()),
+        401 => openrouter(401, "User not found."),
+        402 => openrouter(
+            402,
+            "Insufficient credits. Add more using https://openrouter.ai/settings/credits",
+        ),
+        403 => raw(
+            403,
+            Bytes::from(
+                json!({"error": {"code": 403, "message": "Input was flagged by moderation",
+                                 "metadata": {"reasons": ["harassment"], "flagged_input": "...",
+                                              "provider_name": "OpenAI", "model_slug": "openai/gpt-4o"}}})
+                .to_string(),
+            ),
+        ),
+        404 => openrouter(404, "No endpoints found for mock/model."),
+        429 => {
+            let mut response = openrouter(429, "Rate limit exceeded: free-models-per-min.");
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("7"));
+            response
+        }
+        500 => openrouter(500, "Internal Server Error"),
+        502 => raw(
+            502,
+            fixtures::error_provider()
+                .replace("\"code\":400", "\"code\":502")
+                .into(),
+        ),
+        503 => openrouter(
+            503,
+            "No available model provider that meets your routing requirements",
+        ),
+        other => openrouter(other, "Mock error"),
+    }
+}
+
+/// `{"error": {"message", "code"}}` with that status.
+pub fn openrouter(status: u16, message: &str) -> Response {
+    let body = json!({"error": {"message": message, "code": status}});
+    raw(status, Bytes::from(body.to_string()))
+}
+
+fn raw(status: u16, body: Bytes) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}

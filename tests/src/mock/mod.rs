@@ -1,0 +1,238 @@
+//! A mock OpenRouter: a real HTTP server on 127.0.0.1 that speaks like the captures in
+//! `fixtures/openrouter/` (the same bodies, whitespace padding, error shapes and SSE
+//! framing) and can be told to fail in each way the real one does.
+//!
+//! By default it answers as the model asked for, about the prompt ([`echo`]). A
+//! [`Behaviour`] is chosen per request by the model name (`mock/status-429`,
+//! `mock/stall-5000`, ...: usable from curl and across processes, see [`scenario`]) or
+//! for every request by [`MockOpenRouter::set_behaviour`]. Every request is recorded.
+//!
+//! Layout: `scenario` (what to do), `chat` and `stream` (answers), `echo` (the demo
+//! answer), `errors` (OpenRouter's error bodies), `shared` (what handlers and tests
+//! share); this module is the server.
+
+mod chat;
+mod echo;
+mod errors;
+mod scenario;
+mod shared;
+mod stream;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use bytes::Bytes;
+use http::{HeaderValue, header};
+use serde_json::Value;
+
+pub use echo::Echo;
+pub use scenario::Behaviour;
+pub use shared::{ModelsBehaviour, Recorded};
+use shared::{Shared, lock};
+
+use crate::fixtures;
+
+/// A running mock. It serves until it is dropped or its runtime ends.
+pub struct MockOpenRouter {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl MockOpenRouter {
+    /// Starts on 127.0.0.1 and a free port.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0))).await
+    }
+
+    pub async fn start_on(addr: SocketAddr) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            behaviour: Mutex::new(Behaviour::Echo),
+            models_behaviour: Mutex::new(ModelsBehaviour::Serve),
+            models_body: Mutex::new(None),
+            models_gate: tokio::sync::Semaphore::new(0),
+            received: Mutex::new(Vec::new()),
+            arrivals: tokio::sync::Notify::new(),
+            steps: tokio::sync::Semaphore::new(0),
+            streams_closed: Mutex::new(Vec::new()),
+        });
+        let app = Router::new()
+            .route("/api/v1/chat/completions", post(chat))
+            .route("/api/v1/models", get(models))
+            .fallback(not_found)
+            .with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            // OpenRouter flushes each event as it goes; so does the mock.
+            let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                let _ = tcp.set_nodelay(true);
+            });
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self {
+            addr,
+            shared,
+            server,
+        })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// What to set `OPENROUTER_BASE_URL` to.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/api/v1", self.addr)
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.shared.behaviour) = behaviour;
+    }
+
+    pub fn received(&self) -> Vec<Recorded> {
+        lock(&self.shared.received).clone()
+    }
+
+    pub fn set_models_behaviour(&self, behaviour: ModelsBehaviour) {
+        *lock(&self.shared.models_behaviour) = behaviour;
+    }
+
+    /// Serves this catalogue instead of the captured one.
+    pub fn set_models_body(&self, body: Bytes) {
+        *lock(&self.shared.models_body) = Some(body);
+    }
+
+    /// Lets `n` held catalogue requests answer.
+    pub fn release_models(&self, n: usize) {
+        self.shared.models_gate.add_permits(n);
+    }
+
+    /// Lets a `LockStep` stream send its next event.
+    pub fn step(&self) {
+        self.shared.steps.add_permits(1);
+    }
+
+    /// When streamed answers ended, for whatever reason (finished, or the proxy went).
+    pub fn streams_closed(&self) -> Vec<std::time::Instant> {
+        lock(&self.shared.streams_closed).clone()
+    }
+
+    /// Waits until `n` streamed answers have ended; false if `within` passes first.
+    pub async fn wait_for_streams_closed(&self, n: usize, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.shared.arrivals.notified();
+            if self.streams_closed().len() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.streams_closed().len() >= n;
+            }
+        }
+    }
+
+    /// How many catalogue fetches have arrived (answered or not).
+    pub fn models_fetches(&self) -> usize {
+        lock(&self.shared.received)
+            .iter()
+            .filter(|r| r.path == "/api/v1/models")
+            .count()
+    }
+
+    /// Waits until `n` catalogue fetches have arrived; false if `within` passes first.
+    pub async fn wait_for_models_fetches(&self, n: usize, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.shared.arrivals.notified();
+            if self.models_fetches() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return self.models_fetches() >= n;
+            }
+        }
+    }
+}
+
+impl Drop for MockOpenRouter {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+async fn record(shared: &Shared, request: Request) -> Recorded {
+    let (parts, body) = request.into_parts();
+    let body = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let recorded = Recorded {
+        method: parts.method,
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().map(str::to_owned),
+        headers: parts.headers,
+        body,
+    };
+    lock(&shared.received).push(recorded.clone());
+    shared.arrivals.notify_waiters();
+    recorded
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let recorded = record(&shared, request).await;
+    if !recorded
+        .headers
+        .get(header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "))
+    {
+        return errors::openrouter(401, "No auth credentials found");
+    }
+    let Ok(body) = serde_json::from_slice::<Value>(&recorded.body) else {
+        return errors::openrouter(400, "Invalid JSON in request body");
+    };
+    let model = body
+        .get("model")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let behaviour = Behaviour::from_model(model).unwrap_or_else(|| lock(&shared.behaviour).clone());
+    if body.get("stream") == Some(&Value::Bool(true)) {
+        stream::answer(shared.clone(), &body, behaviour).await
+    } else {
+        chat::answer(&body, behaviour).await
+    }
+}
+
+async fn models(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    record(&shared, request).await;
+    let behaviour = lock(&shared.models_behaviour).clone();
+    match behaviour {
+        ModelsBehaviour::Serve => {}
+        ModelsBehaviour::Status(status) => return errors::for_status(status),
+        ModelsBehaviour::Hold => {
+            if let Ok(permit) = shared.models_gate.acquire().await {
+                permit.forget();
+            }
+        }
+    }
+    let body = lock(&shared.models_body)
+        .clone()
+        .unwrap_or_else(fixtures::models);
+    // OpenRouter's CDN caches the catalogue for 300 s.
+    let mut response = chat::json(Body::from(body));
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    response
+}
+
+async fn not_found(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    record(&shared, request).await;
+    errors::openrouter(404, "Not Found")
+}

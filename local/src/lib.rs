@@ -1,8 +1,10 @@
 //! The local gateway: every llm-proxy route on one port, with the same handlers and
-//! layers the Lambda functions use. `app` builds it, `serve` runs it on a listener; the
-//! binary (`main.rs`) and the in-process end-to-end tests both use these two.
+//! layers the Lambda functions use, and API Gateway's WebSocket API emulated at `/ws`.
+//! `app` builds it, `serve` runs it on a listener; the binary (`main.rs`) and the
+//! in-process end-to-end tests both use these two.
 
 mod in_flight;
+mod websocket;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,8 +18,9 @@ use tokio::net::TcpListener;
 pub use in_flight::InFlightLimit;
 
 /// Every route of every function, behind the shared layers and the in-flight cap
-/// (`MAX_CONCURRENT_REQUESTS`; on Lambda, reserved concurrency plays that part).
-pub fn app(state: Arc<AppState>) -> Router {
+/// (`MAX_CONCURRENT_REQUESTS`; on Lambda, reserved concurrency plays that part), and the
+/// WebSocket emulation, for a gateway listening on `local_addr`.
+pub fn app(state: Arc<AppState>, local_addr: SocketAddr) -> Router {
     let in_flight = InFlightLimit::new(state.config.local.max_concurrent_requests);
     let routes = inference::router(state.clone())
         .merge(models::router(state.clone()))
@@ -25,7 +28,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(axum::middleware::from_fn_with_state(
             in_flight,
             in_flight::limit,
-        ));
+        ))
+        .merge(websocket::routes(&state, local_addr));
     layers::apply(routes, &state)
 }
 

@@ -72,7 +72,7 @@ async fn run() -> Result<(), StartupError> {
             },
         );
     }
-    let app = local_gateway::app(state);
+    let app = local_gateway::app(state, addr);
     local_gateway::serve(listener, app, shutdown_signal())
         .await
         .map_err(StartupError::Serve)

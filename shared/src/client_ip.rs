@@ -29,6 +29,13 @@ impl ClientIp {
     }
 }
 
+impl ClientIp {
+    /// The address API Gateway reports (`requestContext.identity.sourceIp`).
+    pub fn from_source_ip(source: &str) -> Option<Self> {
+        source.trim().parse().ok().map(|ip| Self(canonical(ip)))
+    }
+}
+
 fn from_lambda_context(context: &RequestContext) -> Option<ClientIp> {
     let source = match context {
         RequestContext::ApiGatewayV1(c) => c.identity.source_ip.as_deref(),
@@ -36,7 +43,7 @@ fn from_lambda_context(context: &RequestContext) -> Option<ClientIp> {
         RequestContext::WebSocket(c) => c.identity.source_ip.as_deref(),
         _ => None,
     }?;
-    source.trim().parse().ok().map(|ip| ClientIp(canonical(ip)))
+    ClientIp::from_source_ip(source)
 }
 
 /// An IPv4 client reaching a dual-stack socket appears as `::ffff:a.b.c.d`; it is the

@@ -21,6 +21,7 @@
 //! - [`rate_limit`]: per-client limits over a memory or DynamoDB counter store.
 //! - [`state`]: what a container builds once at init.
 //! - [`layers`]: the tower layers every HTTP function shares.
+//! - [`websocket`]: the WebSocket protocol: messages, and answers as messages.
 //! - [`telemetry`]: structured logs.
 
 pub mod catalog;
@@ -38,6 +39,7 @@ pub mod sse;
 pub mod state;
 pub mod telemetry;
 pub mod validation;
+pub mod websocket;
 
 pub use client_ip::ClientIp;
 pub use config::Config;

@@ -25,10 +25,45 @@ const MAX_EVENT_BYTES: usize = 32 * 1024 * 1024;
 
 type Upstream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
+/// What the relay hands on: complete events, or how the stream failed (the last item).
+#[derive(Debug)]
+pub enum Relayed {
+    /// One or more complete events, exactly as upstream sent them.
+    Events(Bytes),
+    Failed(StreamFailure),
+}
+
+/// Why a stream ended early, after its first byte.
+#[derive(Debug, Clone)]
+pub struct StreamFailure {
+    pub error: ApiError,
+    /// Says what happened to the stream, in place of the error's own message.
+    pub message: Option<String>,
+}
+
+impl StreamFailure {
+    /// The `error` object of `docs/errors.md`.
+    pub fn error_object(&self) -> serde_json::Value {
+        let mut object = self.error.error_object();
+        if let (Some(message), Some(map)) = (&self.message, object.as_object_mut()) {
+            map.insert("message".into(), json!(message));
+        }
+        object
+    }
+
+    /// The final SSE event that tells a streaming client.
+    pub fn sse_event(&self) -> Bytes {
+        Bytes::from(format!(
+            "data: {}\n\n",
+            json!({ "error": self.error_object() })
+        ))
+    }
+}
+
 pub struct Relay {
     upstream: Upstream,
     partial: BytesMut,
-    ready: VecDeque<Bytes>,
+    ready: VecDeque<Relayed>,
     idle_timeout: Duration,
     max_duration: Duration,
     deadline: Instant,
@@ -54,14 +89,21 @@ impl Relay {
         }
     }
 
-    /// The relay as a body stream.
+    /// The relay as an SSE body: events as they complete, a failure as a final
+    /// `data: {"error": ...}` event.
     pub fn into_stream(self) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send {
         futures_util::stream::unfold(self, |mut relay| async move {
-            relay.next_chunk().await.map(|chunk| (Ok(chunk), relay))
+            let bytes = match relay.next().await? {
+                Relayed::Events(events) => events,
+                Relayed::Failed(failure) => failure.sse_event(),
+            };
+            Some((Ok(bytes), relay))
         })
     }
 
-    async fn next_chunk(&mut self) -> Option<Bytes> {
+    /// The next complete events, or the failure that ends the stream; `None` once it
+    /// has ended.
+    pub async fn next(&mut self) -> Option<Relayed> {
         loop {
             if let Some(chunk) = self.ready.pop_front() {
                 return Some(chunk);
@@ -120,11 +162,12 @@ impl Relay {
         match check_events(&complete) {
             Ok(saw_done) => {
                 self.saw_done |= saw_done;
-                self.ready.push_back(complete);
+                self.ready.push_back(Relayed::Events(complete));
             }
             Err(valid_up_to) => {
                 if valid_up_to > 0 {
-                    self.ready.push_back(complete.slice(..valid_up_to));
+                    self.ready
+                        .push_back(Relayed::Events(complete.slice(..valid_up_to)));
                 }
                 self.fail(
                     broken("OpenRouter sent something that is not a server-sent event"),
@@ -135,15 +178,9 @@ impl Relay {
     }
 
     fn fail(&mut self, error: ApiError, message: Option<String>) {
-        let mut object = error.error_object();
-        if let (Some(message), Some(map)) = (message, object.as_object_mut()) {
-            map.insert("message".into(), json!(message));
-        }
-        tracing::warn!(error = %object["message"], "stream ended with an error event");
-        self.ready.push_back(Bytes::from(format!(
-            "data: {}\n\n",
-            json!({ "error": object })
-        )));
+        let failure = StreamFailure { error, message };
+        tracing::warn!(error = %failure.error_object()["message"], "stream ended with an error");
+        self.ready.push_back(Relayed::Failed(failure));
         self.finished = true;
         self.partial.clear();
     }
@@ -208,6 +245,36 @@ fn check_events(events: &[u8]) -> Result<bool, usize> {
     Ok(saw_done)
 }
 
+/// The `data` of each event in `events` (complete events, as the relay hands them
+/// on), in order; comments and events without data are skipped. Lines of one event's
+/// data are joined with `\n`, as the SSE standard says.
+pub fn event_data(events: &[u8]) -> Vec<std::borrow::Cow<'_, [u8]>> {
+    let mut out = Vec::new();
+    let mut current: Option<std::borrow::Cow<'_, [u8]>> = None;
+    for line in events.split(|b| *b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            out.extend(current.take());
+            continue;
+        }
+        let Some(data) = line.strip_prefix(b"data:") else {
+            continue;
+        };
+        let data = data.strip_prefix(b" ").unwrap_or(data);
+        current = Some(match current.take() {
+            None => std::borrow::Cow::Borrowed(data),
+            Some(previous) => {
+                let mut joined = previous.into_owned();
+                joined.push(b'\n');
+                joined.extend_from_slice(data);
+                std::borrow::Cow::Owned(joined)
+            }
+        });
+    }
+    out.extend(current);
+    out
+}
+
 /// The headers every SSE answer carries.
 pub const SSE_HEADERS: [(http::HeaderName, &str); 3] = [
     (http::header::CONTENT_TYPE, "text/event-stream"),
@@ -218,6 +285,14 @@ pub const SSE_HEADERS: [(http::HeaderName, &str); 3] = [
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_is_read_per_event() {
+        let events = b": OPENROUTER PROCESSING\n\ndata: {\"a\":1}\n\nevent: x\ndata: one\ndata: two\n\ndata: [DONE]\n\n";
+        let data = event_data(events);
+        let data: Vec<&[u8]> = data.iter().map(|d| &d[..]).collect();
+        assert_eq!(data, [&b"{\"a\":1}"[..], b"one\ntwo", b"[DONE]"]);
+    }
 
     #[test]
     fn events_end_at_blank_lines() {

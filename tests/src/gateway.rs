@@ -84,7 +84,7 @@ impl Gateway {
             .map_err(GatewayError::Listen)?;
         let addr = listener.local_addr().map_err(GatewayError::Listen)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let app = local_gateway::app(state.clone());
+        let app = local_gateway::app(state.clone(), addr);
         tokio::spawn(local_gateway::serve(listener, app, async move {
             let _ = stopped.await;
         }));
@@ -97,6 +97,11 @@ impl Gateway {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    /// The WebSocket endpoint, `ws://127.0.0.1:PORT/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("{}/ws", self.base_url.replacen("http://", "ws://", 1))
     }
 }
 

@@ -58,7 +58,12 @@ impl LambdaWatch {
 
     /// `release` runs the functions as release builds (for benchmarks).
     pub fn start_profile(env: &[(&str, &str)], release: bool) -> Result<Self, LambdaError> {
-        let port = free_port()?;
+        Self::start_on(free_port()?, env, release)
+    }
+
+    /// On `port`, for functions that must know it (to invoke each other through the
+    /// emulated Lambda API).
+    pub fn start_on(port: u16, env: &[(&str, &str)], release: bool) -> Result<Self, LambdaError> {
         let mut command = cargo_with_lambda()?;
 
         command.args([
@@ -94,14 +99,23 @@ impl LambdaWatch {
     /// Invokes `function` with an event file from `events/`; returns the function's
     /// API Gateway response (`statusCode`, `headers`, `body`, ...).
     pub fn invoke(&self, function: &str, event: &str) -> Result<Value, LambdaError> {
-        let stdout = self.invoke_raw(function, event)?;
-        serde_json::from_str(stdout.trim())
-            .map_err(|e| LambdaError::Invoke(format!("{e}: {stdout}")))
+        parse(self.invoke_raw(function, event)?)
+    }
+
+    /// Invokes `function` with `payload` itself (an event that is no file, such as one
+    /// a function made).
+    pub fn invoke_payload(&self, function: &str, payload: &str) -> Result<Value, LambdaError> {
+        parse(self.run_invoke(function, &["--data-ascii".as_ref(), payload.as_ref()])?)
     }
 
     /// Invokes `function` and returns what `cargo lambda invoke` printed: for a
     /// streaming function, the streamed body.
     pub fn invoke_raw(&self, function: &str, event: &str) -> Result<String, LambdaError> {
+        let file = workspace_root().join("events").join(event);
+        self.run_invoke(function, &["--data-file".as_ref(), file.as_os_str()])
+    }
+
+    fn run_invoke(&self, function: &str, data: &[&std::ffi::OsStr]) -> Result<String, LambdaError> {
         let mut command = cargo_with_lambda()?;
         let output = command
             .args([
@@ -113,8 +127,7 @@ impl LambdaWatch {
                 "--invoke-port",
             ])
             .arg(self.port.to_string())
-            .arg("--data-file")
-            .arg(workspace_root().join("events").join(event))
+            .args(data)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| LambdaError::Io("running cargo lambda invoke", e))?;
@@ -129,6 +142,10 @@ impl LambdaWatch {
     }
 }
 
+fn parse(stdout: String) -> Result<Value, LambdaError> {
+    serde_json::from_str(stdout.trim()).map_err(|e| LambdaError::Invoke(format!("{e}: {stdout}")))
+}
+
 impl Drop for LambdaWatch {
     fn drop(&mut self) {
         // The watcher runs each function as a child; end the whole group.
@@ -140,7 +157,7 @@ impl Drop for LambdaWatch {
     }
 }
 
-fn free_port() -> Result<u16, LambdaError> {
+pub fn free_port() -> Result<u16, LambdaError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0")
         .map_err(|e| LambdaError::Io("finding a free port", e))?;
     listener

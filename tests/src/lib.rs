@@ -2,12 +2,15 @@
 //! its binary, a DynamoDB-compatible server, and `cargo lambda`. The end-to-end tests
 //! themselves live in `tests/` (and the binary-level ones in `local/tests/`).
 
+pub mod connections;
 pub mod dynamo;
 pub mod fixtures;
 pub mod gateway;
 pub mod lambda;
+pub mod lambda_api;
 pub mod mock;
 pub mod process;
+pub mod ws;
 
 pub use gateway::{Gateway, GatewayProcess};
 pub use mock::{Behaviour, MockOpenRouter, ModelsBehaviour};

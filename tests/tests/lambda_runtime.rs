@@ -255,3 +255,91 @@ async fn lambda_functions_count_in_dynamodb_by_the_request_context_ip() {
         assert!(!text.contains(raw), "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_websocket_function_answers_api_gateway_events() {
+    use llm_proxy_tests::connections::RecordingConnections;
+    use llm_proxy_tests::lambda_api::RecordingLambdaApi;
+
+    let mock = MockOpenRouter::start().await.unwrap();
+    let recorded = RecordingConnections::start().await.unwrap();
+    let lambda_api = RecordingLambdaApi::start().await.unwrap();
+    let base = mock.base_url();
+    let watch = LambdaWatch::start(&[
+        ("OPENROUTER_API_KEY", KEY),
+        ("OPENROUTER_BASE_URL", &base),
+        // Replies go to the recording Management API, the worker's invocation to the
+        // recording Lambda API; nothing leaves 127.0.0.1.
+        ("WS_MANAGEMENT_ENDPOINT", &recorded.endpoint),
+        ("AWS_ENDPOINT_URL_LAMBDA", &lambda_api.endpoint),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ])
+    .unwrap();
+    let invoke =
+        |event: &str| tokio::task::block_in_place(|| watch.invoke("websocket", event)).unwrap();
+    const CONNECTION: &str = "GXLJvc8VFiAFhgw=";
+    let answered = |id: &'static str| {
+        move |posts: &[(String, Value)]| {
+            posts.iter().any(|(c, m)| {
+                c == CONNECTION && m["id"] == id && m["data"].get("finish_reason").is_some()
+            })
+        }
+    };
+    let content = |id: &str| -> String {
+        recorded
+            .posts()
+            .iter()
+            .filter(|(_, m)| m["id"] == id)
+            .filter_map(|(_, m)| m["data"]["content"].as_str().map(str::to_owned))
+            .collect()
+    };
+
+    assert_eq!(invoke("ws-connect.json")["statusCode"], 200);
+
+    assert_eq!(invoke("ws-default-ping.json")["statusCode"], 200);
+    let posts = recorded.posts();
+    assert_eq!(posts.len(), 1, "{posts:?}");
+    assert_eq!(posts[0].0, CONNECTION);
+    assert_eq!(posts[0].1["type"], "heartbeat");
+
+    assert_eq!(invoke("ws-default-invalid.json")["statusCode"], 200);
+    let error = recorded.posts().last().unwrap().1.clone();
+    assert_eq!(error["type"], "error", "{error}");
+    assert_eq!(error["id"], "req-9");
+    assert_eq!(error["error"]["details"]["field"], "data.messages");
+
+    // $default hands the inference to an asynchronous invocation of the function
+    // itself, and answers at once.
+    assert_eq!(invoke("ws-default-inference.json")["statusCode"], 200);
+    let invocations = lambda_api.invocations();
+    assert_eq!(invocations.len(), 1, "{invocations:?}");
+    assert_eq!(invocations[0].function, "websocket");
+    assert_eq!(invocations[0].invocation_type.as_deref(), Some("Event"));
+    // Lambda's queue delivers it: the worker answers the client.
+    let job = String::from_utf8(invocations[0].payload.to_vec()).unwrap();
+    tokio::task::block_in_place(|| watch.invoke_payload("websocket", &job)).unwrap();
+    assert!(
+        recorded
+            .wait_for(Duration::from_secs(30), answered("req-123"))
+            .await
+    );
+    assert_eq!(content("req-123"), "You said: Hello, world!");
+    // Delivered again, as an asynchronous invocation may be: not answered twice.
+    let posted = recorded.posts().len();
+    tokio::task::block_in_place(|| watch.invoke_payload("websocket", &job)).unwrap();
+    assert_eq!(recorded.posts().len(), posted);
+
+    // The worker event in events/ (another connection's request) is answered too.
+    invoke("ws-worker.json");
+    assert!(
+        recorded
+            .wait_for(Duration::from_secs(30), answered("req-456"))
+            .await
+    );
+    assert_eq!(mock.received().len(), 2);
+
+    assert_eq!(invoke("ws-disconnect.json")["statusCode"], 200);
+}

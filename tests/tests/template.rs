@@ -33,14 +33,16 @@ fn the_counter_table_is_defined_as_the_code_uses_it() {
             "template.yaml's table lacks {line:?}:\n{table}"
         );
     }
-    // Every function may update counters, and do nothing else with the table.
-    let grants: Vec<&str> = template.matches("Action: dynamodb:").collect();
-    assert_eq!(
-        template.matches("Action: dynamodb:UpdateItem").count(),
-        grants.len()
-    );
-    assert_eq!(
-        template.matches("Type: AWS::Serverless::Function").count(),
-        grants.len()
-    );
+    // Every function may update counters; none may read or scan the table, which
+    // holds every client's (hashed) counters.
+    let functions = template.matches("Type: AWS::Serverless::Function").count();
+    assert_eq!(template.matches("dynamodb:UpdateItem").count(), functions);
+    for forbidden in [
+        "dynamodb:Scan",
+        "dynamodb:Query",
+        "dynamodb:GetItem",
+        "dynamodb:*",
+    ] {
+        assert!(!template.contains(forbidden), "{forbidden}");
+    }
 }

@@ -116,6 +116,11 @@ pub struct LocalConfig {
     pub host: IpAddr,
     pub port: u16,
     pub max_concurrent_requests: u32,
+    /// API Gateway closes a WebSocket connection silent this long (10 min); the
+    /// local emulation does the same, sooner if asked (for tests).
+    pub ws_idle_timeout: Duration,
+    /// API Gateway ends every WebSocket connection after 2 h; so does the emulation.
+    pub ws_max_duration: Duration,
 }
 
 /// What the WebSocket handler needs (`docs/websocket.md`).
@@ -123,6 +128,11 @@ pub struct LocalConfig {
 pub struct WebSocketConfig {
     pub max_connections: u32,
     pub heartbeat_interval: Duration,
+    pub flush_interval: Duration,
+    pub flush_bytes: usize,
+    /// Where the Management API is, in place of `https://{domain}/{stage}` from the
+    /// event: for local runs and tests.
+    pub management_endpoint: Option<String>,
 }
 
 /// The default OpenRouter endpoint.
@@ -203,10 +213,25 @@ impl Config {
                 )?,
                 port: env.parse("PORT", 3000, "a port number 0-65535", |v| v.parse().ok())?,
                 max_concurrent_requests: env.count("MAX_CONCURRENT_REQUESTS", 100)?,
+                ws_idle_timeout: env.millis("WS_IDLE_TIMEOUT_MS", 600_000)?,
+                ws_max_duration: env.millis("WS_MAX_DURATION_MS", 7_200_000)?,
             },
             websocket: WebSocketConfig {
                 max_connections: env.count("WS_MAX_CONNECTIONS", 1000)?,
                 heartbeat_interval: env.millis("WS_HEARTBEAT_INTERVAL", 30_000)?,
+                flush_interval: env.millis("WS_FLUSH_INTERVAL_MS", 100)?,
+                flush_bytes: env.parse(
+                    "WS_FLUSH_BYTES",
+                    16_384,
+                    "a whole number of bytes from 1 to 32768 (a WebSocket frame)",
+                    |v| v.parse::<usize>().ok().filter(|n| (1..=32_768).contains(n)),
+                )?,
+                management_endpoint: env.parse(
+                    "WS_MANAGEMENT_ENDPOINT",
+                    None,
+                    "an http:// or https:// URL",
+                    |v| parse_url(v).map(Some),
+                )?,
             },
         };
         let limits = &config.rate_limits;

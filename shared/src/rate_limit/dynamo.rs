@@ -1,4 +1,6 @@
-//! Counters in DynamoDB: one conditional `UpdateItem` per limited request, no reads.
+//! Counters in DynamoDB: one conditional `UpdateItem` per limited request, no reads;
+//! tallies (`ADD`, summed with one `BatchGetItem`) and claims (a conditional `PutItem`)
+//! for WebSocket connections and requests.
 //!
 //! The item key holds the window's start, so a counter is never reused after its
 //! window whatever DynamoDB's TTL does (expired items linger for up to days); the TTL
@@ -9,10 +11,18 @@ use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
 
-use super::counter::{Counted, Counter, StoreError};
+use super::counter::{Claim, Counted, Counter, StoreError};
+
+/// The attribute of a tally item.
+const TALLY: &str = "n";
+/// The attribute of a claim item.
+const OWNER: &str = "owner";
 
 /// The table's partition key (a string), as `template.yaml` defines it.
 pub const PARTITION_KEY: &str = "pk";
@@ -121,6 +131,97 @@ impl DynamoStore {
                 };
                 Ok(Counted::Refused(counts))
             }
+            Err(e) => Err(StoreError::DynamoDb(Box::new(e.into()))),
+        }
+    }
+
+    pub async fn add(&self, key: &str, delta: i64, expires_at: u64) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .update_expression("ADD #n :d SET #ttl = if_not_exists(#ttl, :exp)")
+            .expression_attribute_names("#n", TALLY)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
+            .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await
+            .map_err(|e| StoreError::DynamoDb(Box::new(e.into())))?;
+        Ok(())
+    }
+
+    /// The sum of the tallies of `keys` (at most 100: one `BatchGetItem`); a key with
+    /// no item counts 0.
+    pub async fn sum(&self, keys: &[String]) -> Result<i64, StoreError> {
+        let mut wanted = KeysAndAttributes::builder()
+            .projection_expression("#n")
+            .expression_attribute_names("#n", TALLY);
+        for key in keys {
+            wanted = wanted.keys(HashMap::from([(
+                PARTITION_KEY.to_owned(),
+                AttributeValue::S(key.clone()),
+            )]));
+        }
+        let wanted = wanted.build().map_err(StoreError::Request)?;
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, wanted)
+            .send()
+            .await
+            .map_err(|e| StoreError::DynamoDb(Box::new(e.into())))?;
+        let items = output
+            .responses
+            .and_then(|mut tables| tables.remove(&self.table))
+            .unwrap_or_default();
+        Ok(items
+            .iter()
+            .filter_map(|item| match item.get(TALLY) {
+                Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+                _ => None,
+            })
+            .sum())
+    }
+
+    pub async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        expires_at: u64,
+    ) -> Result<Claim, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .item(OWNER, AttributeValue::S(owner.to_owned()))
+            .item(TTL_ATTRIBUTE, AttributeValue::N(expires_at.to_string()))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Claim::New),
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                PutItemError::ConditionalCheckFailedException(failed) => {
+                    let held = failed.item().and_then(|item| match item.get(OWNER) {
+                        Some(AttributeValue::S(held)) => Some(held.as_str()),
+                        _ => None,
+                    });
+                    // A server that does not return the old item cannot tell a repeat
+                    // from a reuse; a repeat is the safe reading (nothing is sent twice).
+                    Ok(if held.is_none_or(|held| held == owner) {
+                        Claim::Repeat
+                    } else {
+                        Claim::Taken
+                    })
+                }
+                _ => Err(StoreError::DynamoDb(Box::new(
+                    SdkError::ServiceError(e).into(),
+                ))),
+            },
             Err(e) => Err(StoreError::DynamoDb(Box::new(e.into()))),
         }
     }

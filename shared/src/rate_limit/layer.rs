@@ -1,4 +1,5 @@
-//! The middleware that puts every HTTP request but `/health` and `OPTIONS` through
+//! The middleware that puts every HTTP request but `/health` and `OPTIONS` (and the
+//! local WebSocket emulation, which `$connect` limits) through
 //! the `RateLimiter`, before any body is read.
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use http::Method;
 use super::{RateLimiter, Scope};
 use crate::client_ip::ClientIp;
 use crate::error::{ApiError, InternalError};
-use crate::routes::{HEALTH, INFERENCE_PATHS};
+use crate::routes::{self, HEALTH, INFERENCE_PATHS};
 
 pub async fn limit(
     State(limiter): State<Arc<RateLimiter>>,
@@ -19,7 +20,7 @@ pub async fn limit(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if request.method() == Method::OPTIONS || path == HEALTH {
+    if request.method() == Method::OPTIONS || path == HEALTH || routes::is_websocket(path) {
         return next.run(request).await;
     }
     let scope = if INFERENCE_PATHS.contains(&path.trim_end_matches('/')) {
@@ -37,21 +38,7 @@ pub async fn limit(
             response
         }
         Ok(decision) => {
-            let message = match decision.spent() {
-                Some(q) => format!(
-                    "Rate limit exceeded: {} requests per {} s ({} limit); retry in {} s",
-                    q.policy.limit,
-                    q.policy.window.as_secs(),
-                    q.policy.name,
-                    decision.retry_after
-                ),
-                None => "Rate limit exceeded".to_owned(),
-            };
-            let mut response = ApiError::RateLimited {
-                message,
-                retry_after_secs: decision.retry_after,
-            }
-            .into_response();
+            let mut response = decision.refusal().into_response();
             decision.write_headers(response.headers_mut());
             response
         }

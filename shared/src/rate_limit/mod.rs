@@ -8,6 +8,7 @@
 //! A request under both the default and the inference limit (same window) costs one
 //! store call that counts both and refuses if either is spent.
 
+mod connections;
 mod counter;
 mod dynamo;
 mod ip_key;
@@ -19,7 +20,7 @@ mod store;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use counter::{Counted, Counter, StoreError};
+pub use counter::{Claim, Counted, Counter, StoreError};
 pub use dynamo::{DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
 pub use ip_key::IpKeyer;
 pub use memory::MemoryStore;

@@ -6,6 +6,7 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderValue};
 
 use super::counter::Counter;
+use crate::error::ApiError;
 use crate::header_names::{
     RATELIMIT, RATELIMIT_LIMIT, RATELIMIT_POLICY, RATELIMIT_REMAINING, RATELIMIT_RESET,
 };
@@ -72,6 +73,24 @@ impl Decision {
             .iter()
             .find(|q| q.remaining == 0)
             .or(self.tightest())
+    }
+
+    /// The 429 for a refused request, naming the spent limit.
+    pub fn refusal(&self) -> ApiError {
+        let message = match self.spent() {
+            Some(q) => format!(
+                "Rate limit exceeded: {} requests per {} s ({} limit); retry in {} s",
+                q.policy.limit,
+                q.policy.window.as_secs(),
+                q.policy.name,
+                self.retry_after
+            ),
+            None => "Rate limit exceeded".to_owned(),
+        };
+        ApiError::RateLimited {
+            message,
+            retry_after_secs: self.retry_after,
+        }
     }
 
     /// The de-facto `X-RateLimit-*` trio of the tightest limit, the IETF draft's

@@ -1,6 +1,6 @@
 //! `Store`: where counters live, chosen once at start-up.
 
-use super::counter::{Counted, Counter, StoreError};
+use super::counter::{Claim, Counted, Counter, StoreError};
 use super::dynamo::DynamoStore;
 use super::memory::MemoryStore;
 
@@ -20,6 +20,42 @@ impl Store {
         match self {
             Self::Memory(store) => Ok(store.increment(key, counters, expires_at, now)),
             Self::Dynamo(store) => store.increment(key, counters, expires_at).await,
+        }
+    }
+
+    pub async fn add(
+        &self,
+        key: &str,
+        delta: i64,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(store) => {
+                store.add(key, delta, expires_at, now);
+                Ok(())
+            }
+            Self::Dynamo(store) => store.add(key, delta, expires_at).await,
+        }
+    }
+
+    pub async fn sum(&self, keys: &[String], now: u64) -> Result<i64, StoreError> {
+        match self {
+            Self::Memory(store) => Ok(store.sum(keys, now)),
+            Self::Dynamo(store) => store.sum(keys).await,
+        }
+    }
+
+    pub async fn claim(
+        &self,
+        key: &str,
+        owner: &str,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<Claim, StoreError> {
+        match self {
+            Self::Memory(store) => Ok(store.claim(key, owner, expires_at, now)),
+            Self::Dynamo(store) => store.claim(key, owner, expires_at).await,
         }
     }
 }

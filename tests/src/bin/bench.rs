@@ -3,7 +3,7 @@
 //! Build and run in release: `cargo run --release -p llm-proxy-tests --bin bench -- <name>`
 //! (it starts the release `local-gateway` from the same target folder, and the mock
 //! OpenRouter in-process; everything on 127.0.0.1). Names: `models`, `ratelimit`,
-//! `stream`, `all` (those three), and `stream-lambda` (the stream function under
+//! `stream`, `websocket`, `all` (those four), and `stream-lambda` (the stream function under
 //! `cargo lambda watch --release`; compiles it first if needed).
 #![allow(
     clippy::print_stdout,
@@ -24,15 +24,17 @@ async fn main() -> ExitCode {
         "ratelimit" => ratelimit().await,
         "stream" => stream().await,
         "stream-lambda" => stream_lambda().await,
+        "websocket" => websocket().await,
         "all" => {
             async {
                 models().await?;
                 ratelimit().await?;
-                stream().await
+                stream().await?;
+                websocket().await
             }
             .await
         }
-        _ => Err("usage: bench models|ratelimit|stream|all|stream-lambda".to_owned()),
+        _ => Err("usage: bench models|ratelimit|stream|websocket|all|stream-lambda".to_owned()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -418,4 +420,139 @@ async fn stream_lambda() -> Result<(), String> {
         find_process("release/stream").ok_or("the stream function's process was not found")?;
     println!("stream-lambda: the release `stream` binary under cargo lambda watch (pid {pid})");
     relay_volume(&client, &url, pid, "stream function").await
+}
+
+/// The WebSocket emulation: how many `PostToConnection` calls a paced answer costs, the
+/// first delta's added latency, and the gateway's memory holding idle connections.
+async fn websocket() -> Result<(), String> {
+    use llm_proxy_tests::ws::WsClient;
+    let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
+    let base = mock.base_url();
+    let gateway = GatewayProcess::start(
+        &sibling("local-gateway"),
+        &[
+            ("OPENROUTER_API_KEY", "bench"),
+            ("OPENROUTER_BASE_URL", &base),
+            ("LOG_LEVEL", "warn"),
+            UNLIMITED,
+            UNLIMITED_INFERENCE,
+            ("WS_RATE_LIMIT_CONNECTIONS", "1000000"),
+            ("WS_MAX_CONNECTIONS", "1000000"),
+        ],
+    )
+    .map_err(|e| e.to_string())?;
+    let ws_url = format!("{}/ws", gateway.base_url.replacen("http://", "ws://", 1));
+    let wait = Duration::from_secs(60);
+    let request = |id: &str, model: &str| {
+        serde_json::json!({"type": "inference_request", "id": id,
+            "data": {"model": model, "messages": [{"role": "user", "content": "hi"}]}})
+    };
+    println!(
+        "websocket: local-gateway ({PROFILE}), WS_FLUSH_INTERVAL_MS=100, WS_FLUSH_BYTES=16384"
+    );
+
+    // 1. A 500-token answer at a model's pace (one delta every 20 ms: 50 tokens/s).
+    let mut client = WsClient::connect(&ws_url)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    client
+        .send(&request("paced", "mock/stream-paced-500-20"))
+        .await
+        .map_err(|e| e.to_string())?;
+    let messages = client.until_final("paced", wait, &mut Vec::new()).await;
+    println!(
+        "  500 deltas, one per 20 ms: {} messages (PostToConnection calls) in {:.1} s, {:.1} deltas per call",
+        messages.len(),
+        started.elapsed().as_secs_f64(),
+        500.0 / messages.len() as f64
+    );
+
+    // 2. The first delta's added latency: through the WebSocket emulation (client ->
+    //    $default -> worker -> OpenRouter -> Management API -> socket) vs the same
+    //    stream's first content event straight from the mock, alternating.
+    let http = reqwest::Client::new();
+    let direct = format!("{base}/chat/completions");
+    let body = serde_json::json!({"model": "mock/stream-text", "messages": [{"role": "user", "content": "hi"}], "stream": true});
+    let (mut via, mut straight) = (Vec::new(), Vec::new());
+    for i in 0..60 {
+        let id = format!("first-{i}");
+        let t = Instant::now();
+        client
+            .send(&request(&id, "mock/stream-text"))
+            .await
+            .map_err(|e| e.to_string())?;
+        client.message(wait).await;
+        let first = t.elapsed();
+        client.until_final(&id, wait, &mut Vec::new()).await;
+        let direct_first = first_content(&http, &direct, &body).await?;
+        if i >= 10 {
+            via.push(first);
+            straight.push(direct_first);
+        }
+    }
+    let added: Vec<Duration> = via
+        .iter()
+        .zip(&straight)
+        .map(|(v, s)| v.saturating_sub(*s))
+        .collect();
+    Figures::new(straight, None).print("first delta straight from the mock (SSE)");
+    Figures::new(via, None).print("first delta over the WebSocket emulation");
+    Figures::new(added, None).print("added by the proxy (pairwise)");
+    drop(client);
+
+    // 3. Memory holding 1,000 idle connections.
+    let pid = gateway.pid();
+    let before = rss_kib(pid).unwrap_or(0);
+    let mut idle = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        idle.push(
+            WsClient::connect(&ws_url)
+                .await
+                .map_err(|e| e.to_string())?,
+        );
+    }
+    let holding = rss_kib(pid).unwrap_or(0);
+    println!(
+        "  1,000 idle connections: gateway RSS {before} KiB before, {holding} KiB holding them ({:.1} KiB each), peak {} KiB",
+        (holding.saturating_sub(before)) as f64 / 1000.0,
+        peak_rss_kib(pid).unwrap_or(0)
+    );
+    drop(idle);
+    Ok(())
+}
+
+/// Time to the first event carrying content, straight from an SSE endpoint.
+async fn first_content(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+) -> Result<Duration, String> {
+    use futures_util::StreamExt;
+    let t = Instant::now();
+    let response = client
+        .post(url)
+        .bearer_auth("bench")
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut stream = response.bytes_stream();
+    let mut seen = Vec::new();
+    let mut first = None;
+    while let Some(chunk) = stream.next().await {
+        seen.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+        const NEEDLE: &[u8] = b"\"content\":\"P";
+        if first.is_none() && seen.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
+            first = Some(t.elapsed());
+        }
+    }
+    first.ok_or_else(|| "no content in the stream".to_owned())
+}
+
+/// Reads /proc/PID/status for VmHWM (peak RSS) in KiB.
+fn peak_rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
 }

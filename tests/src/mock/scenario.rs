@@ -47,6 +47,11 @@ pub enum Behaviour {
     StreamVolume(u64),
     /// Streams: a keep-alive comment this often, for ever.
     StreamKeepalive(Duration),
+    /// Streams: this many one-word content deltas at once, then the end.
+    StreamBurst(usize),
+    /// Streams: this many content deltas, one every `every`, as a model writes
+    /// (`mock/stream-paced-500-20`).
+    StreamPaced { deltas: usize, every: Duration },
 }
 
 impl Behaviour {
@@ -78,6 +83,11 @@ impl Behaviour {
             "stream-endless" => Self::StreamEndless(millis()?.max(Duration::from_millis(1))),
             "stream-volume" => Self::StreamVolume(first?),
             "stream-keepalive" => Self::StreamKeepalive(millis()?.max(Duration::from_millis(1))),
+            "stream-burst" => Self::StreamBurst(usize::try_from(first?).ok()?),
+            "stream-paced" => Self::StreamPaced {
+                deltas: usize::try_from(first?).ok()?,
+                every: Duration::from_millis(numbers.get(1).copied().unwrap_or(20)),
+            },
             other => {
                 let name = other.strip_prefix("stream-")?;
                 let known: &'static str = fixtures::STREAMS.iter().find(|s| **s == name)?;

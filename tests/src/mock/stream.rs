@@ -161,11 +161,29 @@ pub async fn answer(shared: Arc<Shared>, request: &Value, behaviour: Behaviour) 
             ],
             CAPTURE_ID.into(),
         ),
+        Behaviour::StreamBurst(deltas) => (repeated(&text, deltas, None), CAPTURE_ID.into()),
+        Behaviour::StreamPaced { deltas, every } => {
+            (repeated(&text, deltas, Some(every)), CAPTURE_ID.into())
+        }
         Behaviour::Echo | Behaviour::Pad { .. } | Behaviour::Reset | Behaviour::ErrorInBody(_) => {
             return answer_echo(shared, request);
         }
     };
     play(shared, steps, &id)
+}
+
+/// The text capture's opening, its first delta `deltas` times (each after `pace`, if
+/// given), and its ending.
+fn repeated(text: &[Bytes], deltas: usize, pace: Option<Duration>) -> Vec<Step> {
+    let mut steps = sends(text[..2].to_vec());
+    for _ in 0..deltas {
+        if let Some(pace) = pace {
+            steps.push(Step::Sleep(pace));
+        }
+        steps.push(Step::Send(text[2].clone()));
+    }
+    steps.extend(sends(text[text.len() - 3..].to_vec()));
+    steps
 }
 
 fn answer_echo(shared: Arc<Shared>, request: &Value) -> Response {

@@ -72,8 +72,9 @@ async fn run() -> Result<(), StartupError> {
             },
         );
     }
+    let edges = state.config.local.clone();
     let app = local_gateway::app(state, addr);
-    local_gateway::serve(listener, app, shutdown_signal())
+    local_gateway::serve(listener, app, &edges, shutdown_signal())
         .await
         .map_err(StartupError::Serve)
 }

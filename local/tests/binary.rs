@@ -130,6 +130,8 @@ fn client_at(address: &str) -> reqwest::Client {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_never_hold_the_key_a_prompt_an_answer_or_a_client_address() {
     const CLIENT: &str = "127.0.0.2";
+    static MEGA_MODEL: std::sync::LazyLock<String> =
+        std::sync::LazyLock::new(|| format!("mega/{}", "m".repeat(1024 * 1024)));
     const PROMPT: &str = "my secret prompt 7d1e0b";
     let server = DynamoServer::start().unwrap();
     let table = "llm-proxy-rate-limits";
@@ -152,7 +154,8 @@ async fn logs_never_hold_the_key_a_prompt_an_answer_or_a_client_address() {
             ("LOG_LEVEL", "debug"),
             ("RATE_LIMIT_TABLE", table),
             ("RATE_LIMIT_HASH_KEY", &hash_key),
-            ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "6"),
+            ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "7"),
+            ("MODEL_DENYLIST", "mega/*"),
         ]);
         let gateway = GatewayProcess::start(binary(), &vars).unwrap();
         let client = client_at(CLIENT);
@@ -160,6 +163,8 @@ async fn logs_never_hold_the_key_a_prompt_an_answer_or_a_client_address() {
         for (model, stream) in [
             ("openai/gpt-4o", false),
             ("openai/gpt-4o", true),
+            // A model name of a megabyte: refused, and quoted short.
+            (MEGA_MODEL.as_str(), false),
             ("mock/status-401", false),
             ("mock/status-500", false),
             ("mock/reset", false),
@@ -197,6 +202,7 @@ async fn logs_never_hold_the_key_a_prompt_an_answer_or_a_client_address() {
             ("the prompt", PROMPT),
             ("the answer", "You said"),
             ("the client address", CLIENT),
+            ("a megabyte of model name", &MEGA_MODEL[..1000]),
         ] {
             assert!(
                 !logs.contains(secret),

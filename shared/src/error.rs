@@ -45,6 +45,9 @@ pub enum ApiError {
     #[error("request body must be JSON")]
     UnsupportedMediaType,
 
+    #[error("the request body did not arrive within {timeout_ms} ms")]
+    BodyTimeout { timeout_ms: u64 },
+
     #[error("{message}")]
     NotFound { message: String },
 
@@ -55,6 +58,8 @@ pub enum ApiError {
     RateLimited {
         message: String,
         retry_after_secs: u64,
+        /// The spend budget that is spent (`client` or `global`), when it is one.
+        budget: Option<&'static str>,
     },
 
     /// OpenRouter answered with an error, or not in a form the proxy can pass on.
@@ -140,6 +145,7 @@ impl ApiError {
             Self::Validation { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -152,9 +158,10 @@ impl ApiError {
 
     pub fn error_type(&self) -> ErrorType {
         match self {
-            Self::Validation { .. } | Self::PayloadTooLarge { .. } | Self::UnsupportedMediaType => {
-                ErrorType::Validation
-            }
+            Self::Validation { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::UnsupportedMediaType
+            | Self::BodyTimeout { .. } => ErrorType::Validation,
             Self::NotFound { .. } | Self::MethodNotAllowed { .. } => ErrorType::NotFound,
             Self::RateLimited { .. } => ErrorType::RateLimit,
             Self::OpenRouter(_) => ErrorType::OpenRouter,
@@ -184,6 +191,11 @@ impl ApiError {
                     json!({ "field": "content-type", "message": "Content-Type must be application/json" }),
                 ),
             ),
+            Self::BodyTimeout { timeout_ms } => (
+                "Request body too slow".to_owned(),
+                Some(json!({ "field": "body",
+                             "message": format!("The whole body must arrive within {timeout_ms} ms") })),
+            ),
             Self::NotFound { message } | Self::Unavailable { message } => (message.clone(), None),
             Self::MethodNotAllowed { method, path } => {
                 (format!("Method {method} is not allowed on {path}"), None)
@@ -191,10 +203,14 @@ impl ApiError {
             Self::RateLimited {
                 message,
                 retry_after_secs,
-            } => (
-                message.clone(),
-                Some(json!({ "retry_after": retry_after_secs })),
-            ),
+                budget,
+            } => {
+                let mut details = json!({ "retry_after": retry_after_secs });
+                if let Some(budget) = budget {
+                    details["budget"] = json!(budget);
+                }
+                (message.clone(), Some(details))
+            }
             Self::OpenRouter(e) => {
                 let mut details = serde_json::Map::new();
                 if let Some(status) = e.upstream_status {
@@ -261,6 +277,18 @@ impl IntoResponse for ApiError {
         response
     }
 }
+
+/// Caller text as the proxy quotes it back, in an error or a log: at most
+/// [`QUOTE_CHARS`] characters, so a hostile client cannot make the proxy echo (or log)
+/// megabytes of its own.
+pub fn quote(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(QUOTE_CHARS) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((at, _)) => std::borrow::Cow::Owned(format!("{}…", &text[..at])),
+    }
+}
+
+pub const QUOTE_CHARS: usize = 64;
 
 /// An error and its causes, `a: b: c`, for one log line.
 pub struct Chain<'a>(pub &'a (dyn std::error::Error + 'static));

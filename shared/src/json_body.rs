@@ -1,16 +1,18 @@
-//! `JsonBody`: a request body that is JSON, within the size limit, kept both as the
-//! caller's exact bytes (to forward) and as a parsed value (to validate).
-//!
-//! axum's own `Json` extractor answers its rejections in plain text; this one answers
-//! every failure in the shape of `docs/errors.md`.
+//! `JsonBody`: a chat request's body, declared JSON, within the size limit, read in
+//! time, kept as the caller's exact bytes (what is forwarded, and what validation
+//! reads). Every failure answers in the shape of `docs/errors.md` (axum's own `Json`
+//! extractor answers in plain text).
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{FromRequest, Request};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use http::header;
-use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::state::AppState;
 
 /// Lambda's synchronous invocation payload limit; a larger body could never reach a
 /// function in production, so it is refused the same way locally.
@@ -18,41 +20,56 @@ pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
 
 pub struct JsonBody {
     pub raw: Bytes,
-    pub value: Value,
 }
 
-impl<S: Send + Sync> FromRequest<S> for JsonBody {
+impl FromRequest<Arc<AppState>> for JsonBody {
     type Rejection = ApiError;
 
-    async fn from_request(request: Request, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(
+        request: Request,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
         if !is_json(request.headers()) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let declared = request
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        let raw = read_limited(request.into_body(), declared).await?;
-        // serde_json refuses nesting deeper than 128 levels, so a hostile body of
-        // 10,000 open brackets is a 400, not a stack overflow.
-        let value = serde_json::from_slice(&raw).map_err(|e| {
-            ApiError::validation("body", format!("The request body is not valid JSON: {e}"))
-        })?;
-        Ok(Self { raw, value })
+        let deadline = state.config.local.body_read_timeout;
+        let (parts, body) = request.into_parts();
+        let raw = read_body(&parts.headers, body, deadline).await?;
+        Ok(Self { raw })
     }
 }
 
-/// Past the limit the rest is read and dropped (up to [`DRAIN_LIMIT`]), so that a
-/// client still sending sees the 413 instead of a broken connection.
-pub const DRAIN_LIMIT: u64 = 4 * BODY_LIMIT as u64;
+/// A request body, whole: refused at once if its `Content-Length` is over
+/// [`BODY_LIMIT`], as soon as it grows past it otherwise, and cut off if it has not
+/// all arrived within `deadline` (a slow client, or one sending less than it said).
+pub async fn read_body(
+    headers: &http::HeaderMap,
+    body: axum::body::Body,
+    deadline: Duration,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|d| d > BODY_LIMIT as u64) {
+        return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
+    }
+    tokio::time::timeout(deadline, read_limited(body, declared))
+        .await
+        .map_err(|_| body_timeout(deadline))?
+}
+
+/// A body that did not arrive in time: slow, or shorter than its `Content-Length`.
+fn body_timeout(deadline: Duration) -> ApiError {
+    ApiError::BodyTimeout {
+        timeout_ms: u64::try_from(deadline.as_millis()).unwrap_or(u64::MAX),
+    }
+}
 
 async fn read_limited(body: axum::body::Body, declared: Option<u64>) -> Result<Bytes, ApiError> {
-    let too_large = ApiError::PayloadTooLarge { limit: BODY_LIMIT };
     let mut stream = body.into_data_stream();
-    let mut kept =
-        BytesMut::with_capacity(declared.map_or(0, |d| d.min(BODY_LIMIT as u64) as usize));
-    let mut seen: u64 = 0;
+    let capacity = declared.map_or(0, |d| usize::try_from(d).unwrap_or(0).min(BODY_LIMIT));
+    let mut kept = BytesMut::with_capacity(capacity);
     while let Some(chunk) = stream.next().await {
         let Ok(chunk) = chunk else {
             return Err(ApiError::validation(
@@ -60,16 +77,10 @@ async fn read_limited(body: axum::body::Body, declared: Option<u64>) -> Result<B
                 "The request body could not be read",
             ));
         };
-        seen += chunk.len() as u64;
-        if seen > DRAIN_LIMIT {
-            return Err(too_large);
+        if kept.len() + chunk.len() > BODY_LIMIT {
+            return Err(ApiError::PayloadTooLarge { limit: BODY_LIMIT });
         }
-        if seen <= BODY_LIMIT as u64 && declared.is_none_or(|d| d <= BODY_LIMIT as u64) {
-            kept.extend_from_slice(&chunk);
-        }
-    }
-    if seen > BODY_LIMIT as u64 || declared.is_some_and(|d| d > BODY_LIMIT as u64) {
-        return Err(too_large);
+        kept.extend_from_slice(&chunk);
     }
     Ok(kept.freeze())
 }
@@ -96,49 +107,62 @@ mod tests {
     use super::*;
     use axum::body::Body;
 
-    async fn extract(content_type: Option<&str>, body: Vec<u8>) -> Result<JsonBody, ApiError> {
+    async fn extract(content_type: Option<&str>, body: Body) -> Result<JsonBody, ApiError> {
+        let config =
+            crate::Config::from_lookup(|k| (k == "BODY_READ_TIMEOUT_MS").then(|| "200".to_owned()))
+                .unwrap();
+        let state = AppState::new(config).await.unwrap();
         let mut builder = http::Request::builder().method("POST").uri("/");
         if let Some(ct) = content_type {
             builder = builder.header(header::CONTENT_TYPE, ct);
         }
-        JsonBody::from_request(builder.body(Body::from(body)).unwrap(), &()).await
+        JsonBody::from_request(builder.body(body).unwrap(), &state).await
     }
 
     #[tokio::test]
     async fn keeps_the_exact_bytes() {
         let raw = br#"{ "model" : "x",  "z": 1e3 }"#.to_vec();
-        let body = extract(Some("application/json; charset=utf-8"), raw.clone())
-            .await
-            .unwrap();
+        let body = extract(
+            Some("application/json; charset=utf-8"),
+            Body::from(raw.clone()),
+        )
+        .await
+        .unwrap();
         assert_eq!(&body.raw[..], &raw[..]);
-        assert_eq!(body.value["model"], "x");
     }
 
     #[tokio::test]
     async fn refuses_what_is_not_json() {
         assert!(matches!(
-            extract(None, b"{}".to_vec()).await,
+            extract(None, Body::from("{}")).await,
             Err(ApiError::UnsupportedMediaType)
         ));
         assert!(matches!(
-            extract(Some("text/plain"), b"{}".to_vec()).await,
+            extract(Some("text/plain"), Body::from("{}")).await,
             Err(ApiError::UnsupportedMediaType)
         ));
-        let err = extract(Some("application/json"), b"{\"a\":".to_vec())
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(err.status(), 400);
-        let err = extract(Some("application/json"), vec![b'"', 0xff, 0xfe, b'"'])
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(err.status(), 400);
-        let deep = "[".repeat(10_000) + &"]".repeat(10_000);
-        let err = extract(Some("application/json"), deep.into_bytes())
-            .await
-            .err()
-            .unwrap();
-        assert_eq!(err.status(), 400);
+    }
+
+    #[tokio::test]
+    async fn a_body_too_large_or_too_slow_is_refused() {
+        let big = vec![b' '; BODY_LIMIT + 1];
+        assert_eq!(
+            extract(Some("application/json"), Body::from(big))
+                .await
+                .err()
+                .unwrap()
+                .status(),
+            413
+        );
+        let never =
+            Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>());
+        assert_eq!(
+            extract(Some("application/json"), never)
+                .await
+                .err()
+                .unwrap()
+                .status(),
+            408
+        );
     }
 }

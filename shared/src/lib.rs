@@ -12,6 +12,7 @@
 //! - [`routes`], [`header_names`]: the paths and header names more than one module
 //!   must agree on.
 //! - [`client_ip`]: who the caller is, from the Lambda request context or the socket.
+//! - [`path_param`]: a path parameter whose rejection answers in the error shape.
 //! - [`json_body`], [`validation`]: reading a chat body and checking the fields the
 //!   proxy must understand.
 //! - [`openrouter`]: the pooled client for OpenRouter, and the mapping of its errors.
@@ -33,6 +34,7 @@ pub mod header_names;
 pub mod json_body;
 pub mod layers;
 pub mod openrouter;
+pub mod path_param;
 pub mod rate_limit;
 pub mod routes;
 pub mod sse;

@@ -1,12 +1,23 @@
 //! Chat request validation (`docs/http-api.md`, "Chat requests").
 //!
 //! The proxy checks only what it must understand and what would waste an upstream
-//! call; every other field is OpenRouter's business and passes through untouched
-//! (the caller's bytes are forwarded, not a re-serialisation of this view).
+//! call; every other field is OpenRouter's business and passes through untouched (the
+//! caller's bytes are forwarded, not a re-serialisation of this view).
+//!
+//! The body is read once, as borrowed slices of the caller's bytes: the top level key
+//! by key (a key given twice is refused, since what the proxy validates must be what
+//! OpenRouter reads), the fields the proxy cares about as raw JSON, checked one by
+//! one, and `messages` element by element. No tree of the body is built, so a request
+//! costs memory in proportion to what it checks, not to the body.
 
-use serde_json::Value;
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
 
-use crate::error::ApiError;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+
+use crate::error::{ApiError, quote};
 
 const ROLES: [&str; 5] = ["system", "user", "assistant", "tool", "developer"];
 
@@ -16,77 +27,149 @@ pub struct ChatRequest {
     pub model: String,
     /// `Some(true)` asks for SSE, `Some(false)` or `None` for one JSON answer.
     pub stream: Option<bool>,
+    /// Where `stream`'s value sits in the body, when the key is there.
+    pub stream_at: Option<Span>,
+    pub max_tokens: Option<u64>,
+    pub max_completion_tokens: Option<u64>,
+    /// Where a `null` `max_tokens` sits (the caller named the field but set no cap).
+    pub max_tokens_null_at: Option<Span>,
+    /// The `models` fallback list.
+    pub fallbacks: Vec<String>,
 }
 
-/// Validates a parsed chat-completions body.
-pub fn validate_chat_request(body: &Value) -> Result<ChatRequest, ApiError> {
-    let Some(object) = body.as_object() else {
-        return Err(ApiError::validation(
-            "body",
-            "The request body must be a JSON object",
-        ));
-    };
+/// A value's place in the body: bytes `start..start + len`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Span {
+    pub start: usize,
+    pub len: usize,
+}
 
-    let model = match object.get("model") {
-        None | Some(Value::Null) => return Err(ApiError::validation("model", "Model is required")),
-        Some(Value::String(m)) if !m.trim().is_empty() => m.clone(),
-        Some(_) => {
-            return Err(ApiError::validation(
-                "model",
-                "Model must be a non-empty string such as openai/gpt-4o",
-            ));
-        }
-    };
+/// The raw fields of the top level the proxy reads.
+#[derive(Default)]
+struct TopLevel<'a> {
+    model: Option<&'a RawValue>,
+    messages: Option<&'a RawValue>,
+    stream: Option<&'a RawValue>,
+    max_tokens: Option<&'a RawValue>,
+    max_completion_tokens: Option<&'a RawValue>,
+    models: Option<&'a RawValue>,
+    ranges: Vec<(&'static str, &'a RawValue)>,
+}
 
-    match object.get("messages") {
-        None | Some(Value::Null) => {
-            return Err(ApiError::validation("messages", "Messages are required"));
-        }
-        Some(Value::Array(messages)) if messages.is_empty() => {
-            return Err(ApiError::validation(
-                "messages",
-                "Messages must contain at least one message",
-            ));
-        }
-        Some(Value::Array(messages)) => {
-            for (i, message) in messages.iter().enumerate() {
-                validate_message(i, message)?;
-            }
-        }
-        Some(_) => {
-            return Err(ApiError::validation(
-                "messages",
-                "Messages must be an array",
-            ));
-        }
+/// Numeric fields and their allowed ranges.
+const RANGES: [(&str, f64, f64); 5] = [
+    ("temperature", 0.0, 2.0),
+    ("top_p", 0.0, 1.0),
+    ("frequency_penalty", -2.0, 2.0),
+    ("presence_penalty", -2.0, 2.0),
+    ("repetition_penalty", 0.0, 2.0),
+];
+
+/// Carries a validation problem out of a serde visitor, which can only say "error".
+type Problem = Option<ApiError>;
+
+struct TopVisitor<'p> {
+    problem: &'p mut Problem,
+}
+
+impl<'de> Visitor<'de> for TopVisitor<'_> {
+    type Value = TopLevel<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
     }
 
-    check_range(object.get("temperature"), "temperature", 0.0, 2.0)?;
-    check_range(object.get("top_p"), "top_p", 0.0, 1.0)?;
-    check_range(
-        object.get("frequency_penalty"),
-        "frequency_penalty",
-        -2.0,
-        2.0,
-    )?;
-    check_range(
-        object.get("presence_penalty"),
-        "presence_penalty",
-        -2.0,
-        2.0,
-    )?;
-    check_range(
-        object.get("repetition_penalty"),
-        "repetition_penalty",
-        0.0,
-        2.0,
-    )?;
-    check_positive_integer(object.get("max_tokens"), "max_tokens")?;
-    check_positive_integer(object.get("max_completion_tokens"), "max_completion_tokens")?;
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut top = TopLevel::default();
+        let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if seen.contains(&key) {
+                *self.problem = Some(ApiError::validation(
+                    quote(&key).into_owned(),
+                    "This key is given twice; give each key once",
+                ));
+                return Err(de::Error::custom("duplicate key"));
+            }
+            let slot = match key.as_ref() {
+                "model" => Some(&mut top.model),
+                "messages" => Some(&mut top.messages),
+                "stream" => Some(&mut top.stream),
+                "max_tokens" => Some(&mut top.max_tokens),
+                "max_completion_tokens" => Some(&mut top.max_completion_tokens),
+                "models" => Some(&mut top.models),
+                _ => None,
+            };
+            if let Some(slot) = slot {
+                *slot = Some(map.next_value::<&'de RawValue>()?);
+            } else if let Some((name, ..)) = RANGES.iter().find(|(name, ..)| *name == key) {
+                top.ranges.push((name, map.next_value::<&'de RawValue>()?));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+            seen.insert(key);
+        }
+        Ok(top)
+    }
+}
 
-    let stream = match object.get("stream") {
-        None | Some(Value::Null) => None,
-        Some(Value::Bool(b)) => Some(*b),
+/// How deep arrays and objects may nest: as deep as serde_json itself reads, so that
+/// what passes here is what a JSON reader upstream can read too.
+const MAX_DEPTH: usize = 128;
+
+/// Validates a chat-completions body, given as the caller's bytes.
+pub fn validate_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
+    if too_deep(body) {
+        return Err(ApiError::validation(
+            "body",
+            format!("The request body nests arrays and objects more than {MAX_DEPTH} deep"),
+        ));
+    }
+    let mut problem = None;
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    let top = deserializer
+        .deserialize_map(TopVisitor {
+            problem: &mut problem,
+        })
+        .and_then(|top| deserializer.end().map(|()| top));
+    let top = match top {
+        Ok(top) => top,
+        Err(error) => return Err(problem.unwrap_or_else(|| json_error(&error))),
+    };
+
+    let model = match top.model.map(RawValue::get) {
+        None | Some("null") => return Err(ApiError::validation("model", "Model is required")),
+        Some(raw) => match serde_json::from_str::<Cow<'_, str>>(raw) {
+            Ok(model) if !model.trim().is_empty() => model.into_owned(),
+            _ => {
+                return Err(ApiError::validation(
+                    "model",
+                    "Model must be a non-empty string such as openai/gpt-4o",
+                ));
+            }
+        },
+    };
+
+    match top.messages.map(RawValue::get) {
+        None | Some("null") => {
+            return Err(ApiError::validation("messages", "Messages are required"));
+        }
+        Some(raw) => check_messages(raw)?,
+    }
+
+    for (field, raw) in &top.ranges {
+        let Some((_, min, max)) = RANGES.iter().find(|(name, ..)| name == field) else {
+            continue;
+        };
+        check_range(raw.get(), field, *min, *max)?;
+    }
+    let max_tokens = positive_integer(top.max_tokens, "max_tokens")?;
+    let max_completion_tokens =
+        positive_integer(top.max_completion_tokens, "max_completion_tokens")?;
+
+    let stream = match top.stream.map(RawValue::get) {
+        None | Some("null") => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
         Some(_) => {
             return Err(ApiError::validation(
                 "stream",
@@ -95,39 +178,184 @@ pub fn validate_chat_request(body: &Value) -> Result<ChatRequest, ApiError> {
         }
     };
 
-    Ok(ChatRequest { model, stream })
+    let fallbacks = match top.models.map(RawValue::get) {
+        None | Some("null") => Vec::new(),
+        Some(raw) => serde_json::from_str::<Vec<String>>(raw)
+            .map_err(|_| ApiError::validation("models", "models must be a list of model ids"))?,
+    };
+
+    Ok(ChatRequest {
+        model,
+        stream,
+        stream_at: top.stream.map(|raw| span(body, raw)),
+        max_tokens,
+        max_completion_tokens,
+        max_tokens_null_at: top
+            .max_tokens
+            .filter(|raw| raw.get() == "null")
+            .map(|raw| span(body, raw)),
+        fallbacks,
+    })
 }
 
-fn validate_message(i: usize, message: &Value) -> Result<(), ApiError> {
-    let Some(message) = message.as_object() else {
+/// Whether brackets nest deeper than [`MAX_DEPTH`] anywhere in `body`, strings aside.
+/// Fields the proxy does not read are skipped without a depth limit of their own, so
+/// this one pass keeps them within it too.
+fn too_deep(body: &[u8]) -> bool {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &b in body {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_DEPTH {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
+}
+
+/// Where `raw`, a slice borrowed from `body`, sits in it.
+fn span(body: &[u8], raw: &RawValue) -> Span {
+    let start = (raw.get().as_ptr() as usize).saturating_sub(body.as_ptr() as usize);
+    Span {
+        start,
+        len: raw.get().len(),
+    }
+}
+
+fn json_error(error: &serde_json::Error) -> ApiError {
+    match error.classify() {
+        serde_json::error::Category::Data => {
+            ApiError::validation("body", "The request body must be a JSON object")
+        }
+        _ => ApiError::validation(
+            "body",
+            format!("The request body is not valid JSON: {error}"),
+        ),
+    }
+}
+
+/// `messages`: a non-empty array of message objects, checked one at a time.
+fn check_messages(raw: &str) -> Result<(), ApiError> {
+    let not_an_array = || ApiError::validation("messages", "Messages must be an array");
+    if !raw.starts_with('[') {
+        return Err(not_an_array());
+    }
+    let mut problem = None;
+    let count = serde_json::Deserializer::from_str(raw)
+        .deserialize_seq(MessagesVisitor {
+            problem: &mut problem,
+        })
+        .map_err(|_| problem.take().unwrap_or_else(not_an_array))?;
+    if count == 0 {
         return Err(ApiError::validation(
-            format!("messages[{i}]"),
-            "Each message must be an object",
+            "messages",
+            "Messages must contain at least one message",
         ));
+    }
+    Ok(())
+}
+
+struct MessagesVisitor<'p> {
+    problem: &'p mut Problem,
+}
+
+impl<'de> Visitor<'de> for MessagesVisitor<'_> {
+    type Value = usize;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an array of messages")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut i = 0;
+        while let Some(message) = seq.next_element::<&'de RawValue>()? {
+            if let Err(error) = check_message(i, message.get()) {
+                *self.problem = Some(error);
+                return Err(de::Error::custom("invalid message"));
+            }
+            i += 1;
+        }
+        Ok(i)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct MessageView<'a> {
+    #[serde(borrow, default)]
+    role: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    content: Option<&'a RawValue>,
+    #[serde(default)]
+    tool_calls: Option<IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct PartView<'a> {
+    #[serde(rename = "type", borrow, default)]
+    kind: Option<&'a RawValue>,
+}
+
+fn check_message(i: usize, raw: &str) -> Result<(), ApiError> {
+    let message: MessageView<'_> = match raw.starts_with('{') {
+        true => serde_json::from_str(raw).map_err(|_| {
+            ApiError::validation(format!("messages[{i}]"), "Each message must be an object")
+        })?,
+        false => {
+            return Err(ApiError::validation(
+                format!("messages[{i}]"),
+                "Each message must be an object",
+            ));
+        }
     };
-    match message.get("role") {
-        Some(Value::String(role)) if ROLES.contains(&role.as_str()) => {}
-        Some(Value::String(role)) => {
+    let role = message
+        .role
+        .and_then(|r| serde_json::from_str::<Cow<'_, str>>(r.get()).ok());
+    match role.as_deref() {
+        Some(role) if ROLES.contains(&role) => {}
+        Some(role) => {
             return Err(ApiError::validation(
                 format!("messages[{i}].role"),
                 format!(
-                    "Unknown role {role:?}: expected one of {}",
+                    "Unknown role {:?}: expected one of {}",
+                    quote(role),
                     ROLES.join(", ")
                 ),
             ));
         }
-        _ => {
+        None => {
             return Err(ApiError::validation(
                 format!("messages[{i}].role"),
                 format!("Role is required: one of {}", ROLES.join(", ")),
             ));
         }
     }
-    match message.get("content") {
-        Some(Value::String(_)) => Ok(()),
-        Some(Value::Array(parts)) => {
+    let content = message.content.map(RawValue::get);
+    match content {
+        Some(text) if text.starts_with('"') => Ok(()),
+        Some(parts) if parts.starts_with('[') => {
+            let parts: Vec<&RawValue> = serde_json::from_str(parts).unwrap_or_default();
             for (j, part) in parts.iter().enumerate() {
-                if !part.get("type").is_some_and(Value::is_string) {
+                let typed = part.get().starts_with('{')
+                    && serde_json::from_str::<PartView<'_>>(part.get())
+                        .ok()
+                        .and_then(|p| p.kind)
+                        .is_some_and(|k| k.get().starts_with('"'));
+                if !typed {
                     return Err(ApiError::validation(
                         format!("messages[{i}].content[{j}]"),
                         "Each content part must be an object with a string type (text, image_url, input_audio, file, ...)",
@@ -137,9 +365,8 @@ fn validate_message(i: usize, message: &Value) -> Result<(), ApiError> {
             Ok(())
         }
         // An assistant turn that only called tools carries no content.
-        None | Some(Value::Null)
-            if message.contains_key("tool_calls")
-                || message.get("role") == Some(&Value::from("assistant")) =>
+        None | Some("null")
+            if message.tool_calls.is_some() || role.as_deref() == Some("assistant") =>
         {
             Ok(())
         }
@@ -150,35 +377,43 @@ fn validate_message(i: usize, message: &Value) -> Result<(), ApiError> {
     }
 }
 
-fn check_range(value: Option<&Value>, field: &str, min: f64, max: f64) -> Result<(), ApiError> {
-    match value {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Number(n)) if n.as_f64().is_some_and(|x| (min..=max).contains(&x)) => Ok(()),
-        Some(_) => Err(ApiError::validation(
+fn check_range(raw: &str, field: &str, min: f64, max: f64) -> Result<(), ApiError> {
+    if raw == "null" {
+        return Ok(());
+    }
+    match serde_json::from_str::<f64>(raw) {
+        Ok(x) if (min..=max).contains(&x) => Ok(()),
+        _ => Err(ApiError::validation(
             field,
             format!("{field} must be a number between {min} and {max}"),
         )),
     }
 }
 
-fn check_positive_integer(value: Option<&Value>, field: &str) -> Result<(), ApiError> {
-    match value {
-        None | Some(Value::Null) => Ok(()),
-        Some(Value::Number(n)) if n.as_u64().is_some_and(|x| x >= 1) => Ok(()),
-        Some(_) => Err(ApiError::validation(
-            field,
-            format!("{field} must be a whole number of at least 1"),
-        )),
+fn positive_integer(raw: Option<&RawValue>, field: &str) -> Result<Option<u64>, ApiError> {
+    match raw.map(RawValue::get) {
+        None | Some("null") => Ok(None),
+        Some(raw) => match serde_json::from_str::<u64>(raw) {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => Err(ApiError::validation(
+                field,
+                format!("{field} must be a whole number of at least 1"),
+            )),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn validate(body: &Value) -> Result<ChatRequest, ApiError> {
+        validate_chat_request(body.to_string().as_bytes())
+    }
 
     fn field_of(body: Value) -> String {
-        match validate_chat_request(&body) {
+        match validate(&body) {
             Err(ApiError::Validation { field, .. }) => field,
             other => panic!("expected a validation error, got {other:?}"),
         }
@@ -197,13 +432,10 @@ mod tests {
     fn the_documented_example_is_valid() {
         let body = json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "Hello, world!"}],
                           "temperature": 0.7, "max_tokens": 100, "stream": false});
-        assert_eq!(
-            validate_chat_request(&body).unwrap(),
-            ChatRequest {
-                model: "openai/gpt-4o".into(),
-                stream: Some(false)
-            }
-        );
+        let request = validate(&body).unwrap();
+        assert_eq!(request.model, "openai/gpt-4o");
+        assert_eq!(request.stream, Some(false));
+        assert_eq!(request.max_tokens, Some(100));
     }
 
     #[test]
@@ -249,6 +481,7 @@ mod tests {
         assert_eq!(field_of(ok(json!({"max_tokens": 0}))), "max_tokens");
         assert_eq!(field_of(ok(json!({"max_tokens": 1.5}))), "max_tokens");
         assert_eq!(field_of(ok(json!({"stream": "yes"}))), "stream");
+        assert_eq!(field_of(ok(json!({"models": "a/b"}))), "models");
     }
 
     #[test]
@@ -263,8 +496,60 @@ mod tests {
                 {"role": "tool", "tool_call_id": "c1", "content": "42"}
             ],
             "tools": [], "provider": {"order": ["openai"]}, "temperature": 0, "top_p": 1,
-            "max_tokens": 1, "future_field": {"x": 1}
+            "max_tokens": 1, "future_field": {"x": 1}, "models": ["a/b", "c/d"]
         }));
-        assert!(validate_chat_request(&body).is_ok());
+        let request = validate(&body).unwrap();
+        assert_eq!(request.fallbacks, ["a/b", "c/d"]);
+    }
+
+    #[test]
+    fn a_key_given_twice_is_refused() {
+        let body = br#"{"model":"a/b","messages":[{"role":"user","content":"x"}],"model":"c/d"}"#;
+        match validate_chat_request(body) {
+            Err(ApiError::Validation { field, .. }) => assert_eq!(field, "model"),
+            other => panic!("{other:?}"),
+        }
+        let body = br#"{"model":"a/b","messages":[{"role":"user","content":"x"}],"x":1,"x":2}"#;
+        assert!(validate_chat_request(body).is_err());
+    }
+
+    #[test]
+    fn hostile_bodies_are_400s() {
+        for body in [
+            &b"{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"x\"}], \"temperature\": 1e999}"[..],
+            b"\xff\xfe",
+            b"{\"model\":",
+            b"{} trailing",
+        ] {
+            assert_eq!(validate_chat_request(body).unwrap_err().status(), 400);
+        }
+        let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+        let body =
+            format!(r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"x":{deep}}}"#);
+        assert_eq!(
+            validate_chat_request(body.as_bytes()).unwrap_err().status(),
+            400
+        );
+    }
+
+    #[test]
+    fn a_long_role_is_quoted_short() {
+        let role = "r".repeat(4 * 1024 * 1024);
+        let body = json!({"model": "m", "messages": [{"role": role, "content": "x"}]});
+        let error = validate(&body).unwrap_err();
+        assert!(
+            error.body().to_string().len() < 1024,
+            "the role is echoed in full"
+        );
+    }
+
+    #[test]
+    fn spans_point_at_the_values() {
+        let body = br#"{"model":"m","stream":null,"max_tokens":null,"messages":[{"role":"user","content":"x"}]}"#;
+        let request = validate_chat_request(body).unwrap();
+        let at = request.stream_at.unwrap();
+        assert_eq!(&body[at.start..at.start + at.len], b"null");
+        let at = request.max_tokens_null_at.unwrap();
+        assert_eq!(&body[at.start..at.start + at.len], b"null");
     }
 }

@@ -85,9 +85,13 @@ impl Gateway {
         let addr = listener.local_addr().map_err(GatewayError::Listen)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let app = local_gateway::app(state.clone(), addr);
-        tokio::spawn(local_gateway::serve(listener, app, async move {
-            let _ = stopped.await;
-        }));
+        let edges = state.config.local.clone();
+        tokio::spawn(async move {
+            local_gateway::serve(listener, app, &edges, async move {
+                let _ = stopped.await;
+            })
+            .await
+        });
         Ok(Self {
             base_url: format!("http://{addr}"),
             state,

@@ -56,6 +56,18 @@ async fn security_headers_are_on_every_answer() {
                 .contains("default-src 'none'"),
             "{path}"
         );
+        // The rest of Helmet's default set.
+        for (name, value) in [
+            ("cross-origin-opener-policy", "same-origin"),
+            ("cross-origin-resource-policy", "cross-origin"),
+            ("origin-agent-cluster", "?1"),
+            ("x-dns-prefetch-control", "off"),
+            ("x-download-options", "noopen"),
+            ("x-permitted-cross-domain-policies", "none"),
+            ("x-xss-protection", "0"),
+        ] {
+            assert_eq!(h[name], value, "{path}: {name}");
+        }
     }
 }
 

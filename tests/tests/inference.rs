@@ -97,7 +97,7 @@ async fn unknown_fields_reach_openrouter_byte_identical() {
   "model" : "openai/gpt-4o", "temperature": 1.0e0, "tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],
   "provider": {"order": ["openai"], "allow_fallbacks": false}, "plugins": [{"id": "web"}], "modalities": ["image", "text"],
   "reasoning": {"effort": "high"}, "models": ["a/b", "c/d"], "seed": 42, "stop": ["\n\n"], "logprobs": true,
-  "a_field_from_tomorrow": {"nested": [1, 2.50, "\u00e9"]} }"#;
+  "max_tokens": 100, "a_field_from_tomorrow": {"nested": [1, 2.50, "\u00e9"]} }"#;
     let response = reqwest::Client::new()
         .post(gateway.url("/api/v1/inference"))
         .header("content-type", "application/json")
@@ -265,6 +265,13 @@ async fn upstream_errors_map_as_documented() {
             429 => assert_eq!(retry_after.unwrap(), "7", "upstream Retry-After is kept"),
             _ => assert!(retry_after.is_none(), "{upstream}"),
         }
+        if ours == 502 {
+            assert!(
+                error["details"].get("message").is_none()
+                    && error["details"].get("metadata").is_none(),
+                "upstream {upstream}: no upstream text or metadata reaches the caller: {error}"
+            );
+        }
         if matches!(upstream, 401 | 402) {
             let message = error["message"].as_str().unwrap();
             assert!(
@@ -297,7 +304,9 @@ async fn a_failure_after_the_padding_is_an_error_not_a_200() {
     let body =
         json!({"model": "mock/late-error-502", "messages": [{"role": "user", "content": "x"}]});
     let error = error_of(post_json(&gateway, &body).await, 502, "openrouter").await;
-    assert_eq!(error["details"]["message"], "Provider returned error");
+    assert_eq!(error["details"]["status"], 502);
+    // A provider's failure is OpenRouter's and the proxy's business: its text stays out.
+    assert!(error["details"].get("message").is_none(), "{error}");
 }
 
 #[tokio::test]

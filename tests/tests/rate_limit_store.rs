@@ -118,6 +118,9 @@ for_both_stores!(
     default_and_inference_limits_together,
     websocket_connections_have_their_own_limit,
     one_ipv6_slash_64_shares_a_counter,
+    one_ipv6_slash_48_gets_eight_clients_worth,
+    a_client_over_its_spend_budget_is_refused,
+    the_day_budget_spent_refuses_everyone,
 );
 
 async fn exactly_n_are_admitted(kind: Kind) {
@@ -296,6 +299,128 @@ async fn one_ipv6_slash_64_shares_a_counter(kind: Kind) {
     );
 }
 
+async fn one_ipv6_slash_48_gets_eight_clients_worth(kind: Kind) {
+    let f = fixture(kind, &[("RATE_LIMIT_MAX_REQUESTS", "2")]).await;
+    // 65,536 /64s in one /48: each counts alone, and all together at most 8 × 2.
+    let mut admitted = 0;
+    for n in 0..20u16 {
+        let client = ip(&format!("2001:db8:77:{n:x}::1"));
+        for _ in 0..2 {
+            admitted += usize::from(f.limiter.check(client, Scope::Http).await.unwrap().allowed);
+        }
+    }
+    assert_eq!(admitted, 16);
+    assert!(
+        f.limiter
+            .check(ip("2001:db8:78::1"), Scope::Http)
+            .await
+            .unwrap()
+            .allowed,
+        "another /48 is not affected"
+    );
+}
+
+async fn a_client_over_its_spend_budget_is_refused(kind: Kind) {
+    let f = fixture(
+        kind,
+        &[
+            ("SPEND_LIMIT_USD", "0.01"),
+            ("SPEND_LIMIT_GLOBAL_USD_PER_DAY", "0"),
+        ],
+    )
+    .await;
+    let client = ip("203.0.113.40");
+    assert!(
+        f.limiter
+            .check(client, Scope::Inference)
+            .await
+            .unwrap()
+            .allowed
+    );
+    f.limiter.record_spend(client, 0.006).await;
+    assert!(
+        f.limiter
+            .check(client, Scope::Inference)
+            .await
+            .unwrap()
+            .allowed,
+        "0.006 of 0.01 spent"
+    );
+    f.limiter.record_spend(client, 0.006).await;
+    let refused = f.limiter.check(client, Scope::Inference).await.unwrap();
+    assert!(!refused.allowed, "0.012 of 0.01 spent");
+    assert_eq!(refused.budget, Some("client"));
+    let error = refused.refusal();
+    assert_eq!(error.body()["error"]["details"]["budget"], "client");
+    assert!(refused.retry_after > 0);
+    // The budget holds inference only; the same client may still read the catalogue.
+    assert!(f.limiter.check(client, Scope::Http).await.unwrap().allowed);
+    assert!(
+        f.limiter
+            .check(ip("203.0.113.41"), Scope::Inference)
+            .await
+            .unwrap()
+            .allowed
+    );
+    // A new window, a new budget.
+    f.clock.fetch_add(900_000, Ordering::SeqCst);
+    assert!(
+        f.limiter
+            .check(client, Scope::Inference)
+            .await
+            .unwrap()
+            .allowed
+    );
+}
+
+async fn the_day_budget_spent_refuses_everyone(kind: Kind) {
+    let f = fixture(
+        kind,
+        &[
+            ("SPEND_LIMIT_USD", "0"),
+            ("SPEND_LIMIT_GLOBAL_USD_PER_DAY", "0.01"),
+        ],
+    )
+    .await;
+    f.limiter.record_spend(ip("203.0.113.50"), 0.008).await;
+    assert!(
+        f.limiter
+            .check(ip("203.0.113.51"), Scope::Inference)
+            .await
+            .unwrap()
+            .allowed
+    );
+    // This answer is recorded while the day is still within budget...
+    f.limiter.record_spend(ip("203.0.113.52"), 0.008).await;
+    // ...and the next one learns that it no longer is.
+    f.limiter.record_spend(ip("203.0.113.52"), 0.001).await;
+    let refused = f
+        .limiter
+        .check(ip("203.0.113.53"), Scope::Inference)
+        .await
+        .unwrap();
+    assert!(!refused.allowed);
+    assert_eq!(refused.budget, Some("global"));
+    assert!(refused.retry_after > 0 && refused.retry_after <= 86_400);
+    assert!(
+        f.limiter
+            .check(ip("203.0.113.53"), Scope::Http)
+            .await
+            .unwrap()
+            .allowed,
+        "only inference costs money"
+    );
+    // A new UTC day.
+    f.clock.fetch_add(86_400_000, Ordering::SeqCst);
+    assert!(
+        f.limiter
+            .check(ip("203.0.113.53"), Scope::Inference)
+            .await
+            .unwrap()
+            .allowed
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_limited_request_is_one_update_item() {
     let f = fixture_via(Kind::Dynamo, &[], true).await;
@@ -345,10 +470,11 @@ async fn the_table_holds_no_raw_address_and_every_item_expires() {
     }
 }
 
-/// A limiter with the production budget in front of a DynamoDB that fails.
-async fn failing(mode: &str) -> (Fixture, Arc<RateLimiter>) {
-    let f = fixture_via(Kind::Dynamo, &[("RATE_LIMIT_FAIL_MODE", mode)], true).await;
-    let config = config(&[("RATE_LIMIT_FAIL_MODE", mode)]);
+/// A limiter with the production budget in front of a DynamoDB that can be made to
+/// fail, with `vars` as its settings.
+async fn failing(vars: &[(&str, &str)]) -> (Fixture, Arc<RateLimiter>) {
+    let f = fixture_via(Kind::Dynamo, vars, true).await;
+    let config = config(vars);
     let client = DynamoStore::tuned(
         dynamo::config_for(&f.proxy.as_ref().unwrap().endpoint),
         DEFAULT_BUDGET,
@@ -364,8 +490,8 @@ async fn failing(mode: &str) -> (Fixture, Arc<RateLimiter>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_or_dead_dynamodb_never_holds_a_request() {
-    for mode in ["open", "closed"] {
-        let (mut f, limiter) = failing(mode).await;
+    for mode in ["local", "open", "closed"] {
+        let (mut f, limiter) = failing(&[("RATE_LIMIT_FAIL_MODE", mode)]).await;
         assert!(
             limiter
                 .check(ip("192.0.2.50"), Scope::Http)
@@ -402,11 +528,30 @@ async fn a_slow_or_dead_dynamodb_never_holds_a_request() {
 
 fn check_fail_mode(mode: &str, result: Result<llm_proxy_shared::rate_limit::Decision, ApiError>) {
     match (mode, result) {
-        ("open", Ok(decision)) => assert!(decision.allowed),
+        ("open" | "local", Ok(decision)) => assert!(decision.allowed),
         ("closed", Err(error)) => {
             assert_eq!(error.status(), 503);
             assert_eq!(error.body()["error"]["type"], "unavailable");
         }
         (mode, other) => panic!("{mode}: {other:?}"),
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_mode_local_keeps_the_limits_while_dynamodb_hangs() {
+    let (f, limiter) = failing(&[
+        ("RATE_LIMIT_FAIL_MODE", "local"),
+        ("RATE_LIMIT_MAX_REQUESTS", "2"),
+    ])
+    .await;
+    // DynamoDB accepts the connection and never answers.
+    f.proxy.as_ref().unwrap().set_mode(ProxyMode::Hang);
+    let who = ip("192.0.2.60");
+    let first = limiter.check(who, Scope::Http).await.unwrap();
+    assert!(first.allowed);
+    assert_eq!(first.tightest().unwrap().remaining, 1, "counted, in memory");
+    assert!(limiter.check(who, Scope::Http).await.unwrap().allowed);
+    let third = limiter.check(who, Scope::Http).await.unwrap();
+    assert!(!third.allowed, "the limit still holds");
+    assert_eq!(third.tightest().unwrap().remaining, 0);
 }

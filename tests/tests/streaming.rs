@@ -295,7 +295,8 @@ async fn chat_completions_without_stream_answers_json() {
     assert_eq!(response.bytes().await.unwrap(), fixtures::chat_completion());
 
     // /inference/stream streams, adding "stream": true when the caller left it out...
-    let raw = r#"{"model":"openai/gpt-4o","messages":[{"role":"user","content":"hi"}]}"#;
+    let raw =
+        r#"{"model":"openai/gpt-4o","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}"#;
     let response = reqwest::Client::new()
         .post(gateway.url(ENDPOINTS[0]))
         .header("content-type", "application/json")

@@ -78,7 +78,7 @@ impl Harness {
 fn job(endpoint: &str, message_id: &str, id: &str, model: &str) -> Value {
     json!({ JOB_KEY: {
         "connection_id": "Conn1=", "endpoint": endpoint, "id": id, "message_id": message_id,
-        "stream": true,
+        "stream": true, "source_ip": "192.0.2.10",
         "data": {"model": model, "messages": [{"role": "user", "content": "Hello, world!"}]}
     }})
 }

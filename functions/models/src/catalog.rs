@@ -5,9 +5,11 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{RawQuery, State};
 use axum::response::Response;
 use llm_proxy_shared::catalog::{Model, ModelIndex};
+use llm_proxy_shared::error::quote;
+use llm_proxy_shared::path_param::PathParam;
 use llm_proxy_shared::{ApiError, AppState};
 use serde_json::{Value, json};
 
@@ -137,14 +139,15 @@ pub async fn providers(
 /// GET /api/v1/models/providers/{provider}
 pub async fn provider(
     State(app): Catalog,
-    Path(provider): Path<String>,
+    PathParam(provider): PathParam,
     conditional: Conditional,
 ) -> Result<Response, ApiError> {
     let (index, answer) = index(&app).await?;
     let wanted = provider.to_lowercase();
     let Some(models) = index.by_provider(&wanted) else {
         return Err(ApiError::not_found(format!(
-            "No provider named {provider:?}"
+            "No provider named {:?}",
+            quote(&provider)
         )));
     };
     let data: Vec<Value> = models
@@ -161,7 +164,7 @@ pub async fn provider(
 /// and an exact id wins over a suffix.
 pub async fn model(
     State(app): Catalog,
-    Path(rest): Path<String>,
+    PathParam(rest): PathParam,
     conditional: Conditional,
 ) -> Result<Response, ApiError> {
     let (index, answer) = index(&app).await?;
@@ -186,5 +189,8 @@ pub async fn model(
         .strip_suffix("/parameters")
         .or_else(|| rest.strip_suffix("/pricing"))
         .unwrap_or(rest);
-    Err(ApiError::not_found(format!("No model with id {id:?}")))
+    Err(ApiError::not_found(format!(
+        "No model with id {:?}",
+        quote(id)
+    )))
 }

@@ -2,6 +2,7 @@
 //! `limit` (`docs/errors.md`).
 
 use llm_proxy_shared::ApiError;
+use llm_proxy_shared::error::quote;
 
 /// The largest page any catalogue endpoint returns.
 pub const MAX_LIMIT: usize = 100;
@@ -38,7 +39,10 @@ impl Params {
                 .ok_or_else(|| {
                     ApiError::validation(
                         name,
-                        format!("{name} must be a whole number from 1 to {MAX_LIMIT}, got {v:?}"),
+                        format!(
+                            "{name} must be a whole number from 1 to {MAX_LIMIT}, got {:?}",
+                            quote(v)
+                        ),
                     )
                 }),
         }
@@ -51,7 +55,10 @@ impl Params {
             Some(v) => v.parse::<usize>().map_err(|_| {
                 ApiError::validation(
                     name,
-                    format!("{name} must be a whole number of 0 or more, got {v:?}"),
+                    format!(
+                        "{name} must be a whole number of 0 or more, got {:?}",
+                        quote(v)
+                    ),
                 )
             }),
         }

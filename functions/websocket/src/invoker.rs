@@ -23,6 +23,8 @@ pub struct Job {
     /// it, a new request under a reused `id` does not.
     pub message_id: String,
     pub stream: bool,
+    /// The client's address as API Gateway saw it, for the spend budgets.
+    pub source_ip: String,
     /// The chat body as the client wrote it.
     pub data: Box<RawValue>,
 }

@@ -135,6 +135,7 @@ pub async fn message(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyReque
                         .unwrap_or_else(|| id.clone()),
                     id,
                     stream,
+                    source_ip: context.identity.source_ip.clone().unwrap_or_default(),
                     data,
                 };
                 match app.invoker.invoke(&job).await {

@@ -8,9 +8,9 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use llm_proxy_shared::JsonBody;
+use llm_proxy_shared::ClientIp;
 use llm_proxy_shared::chat::{self, Answering, ChatAnswer, ChatCall, ChatStream};
-use llm_proxy_shared::error::{ApiError, Chain};
+use llm_proxy_shared::error::{ApiError, Chain, InternalError};
 use llm_proxy_shared::openrouter::Attribution;
 use llm_proxy_shared::rate_limit::Claim;
 use llm_proxy_shared::sse::{Relayed, event_data};
@@ -68,19 +68,18 @@ pub async fn run(app: &WebSocketApp, job: Job) {
 async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Result<(), Stop> {
     let id = job.id.as_str();
     let raw = Bytes::copy_from_slice(job.data.get().as_bytes());
-    let call = serde_json::from_slice(&raw)
-        .map_err(|e| ApiError::validation("data", format!("data is not valid JSON: {e}")))
-        .map(|value| JsonBody { raw, value })
-        .and_then(|body| {
-            let answering = if job.stream {
-                Answering::Sse
-            } else {
-                Answering::AsAsked
-            };
-            ChatCall::new(body, answering)
-        });
-    let call = match call {
-        Ok(call) => call,
+    let answering = if job.stream {
+        Answering::Sse
+    } else {
+        Answering::AsAsked
+    };
+    let prepared = ChatCall::new(raw, answering, &app.state.config.guard).and_then(|call| {
+        let client = ClientIp::from_source_ip(&job.source_ip)
+            .ok_or(ApiError::Internal(InternalError::NoClientAddress))?;
+        Ok((call, client))
+    });
+    let (call, client) = match prepared {
+        Ok(prepared) => prepared,
         Err(error) => {
             return outbox
                 .send(message::error(Some(id), error.error_object()))
@@ -91,7 +90,7 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
     let sent = with_heartbeats(
         outbox,
         heartbeat,
-        chat::send(&app.state, call, &Attribution::default()),
+        chat::send(&app.state, call, &Attribution::default(), client),
     )
     .await?;
     match sent {

@@ -58,9 +58,14 @@ pub enum LogLevel {
     Error,
 }
 
+/// What a request gets when the counter store fails (`docs/rate-limits.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailMode {
+    /// Count in this container's memory, with the same limits.
+    Local,
+    /// Serve, uncounted.
     Open,
+    /// Refuse with 503.
     Closed,
 }
 
@@ -75,6 +80,7 @@ pub struct Config {
     pub environment: Environment,
     pub log_level: LogLevel,
     pub upstream: UpstreamConfig,
+    pub guard: GuardConfig,
     pub rate_limits: RateLimitConfig,
     pub catalog: CatalogConfig,
     pub cors: CorsOrigins,
@@ -90,6 +96,47 @@ pub struct UpstreamConfig {
     /// To the first byte, and of silence mid-answer.
     pub request_timeout: Duration,
     pub stream_max_duration: Duration,
+    /// Upstream silence after which a stream gets an SSE comment of the proxy's own.
+    pub sse_keepalive: Duration,
+}
+
+/// The spend guard: what a chat request may ask of the key's credit
+/// (`docs/http-api.md`, "Spend guard").
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// `max_tokens` above this is refused; a request without one is given it.
+    pub max_tokens_cap: u64,
+    /// Models a request may name (empty: every model).
+    pub model_allowlist: Vec<ModelPattern>,
+    /// Models a request may not name.
+    pub model_denylist: Vec<ModelPattern>,
+}
+
+/// A model id pattern: `*` stands for any run of characters (`openai/*`, `*:online`);
+/// compared without regard to case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ModelPattern(String);
+
+impl ModelPattern {
+    pub fn matches(&self, model: &str) -> bool {
+        let model = model.to_ascii_lowercase();
+        let mut parts = self.0.split('*');
+        let first = parts.next().unwrap_or_default();
+        let Some(mut rest) = model.strip_prefix(first) else {
+            return false;
+        };
+        let parts: Vec<&str> = parts.collect();
+        let Some((last, middle)) = parts.split_last() else {
+            return rest.is_empty();
+        };
+        for part in middle {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+        rest.len() >= last.len() && rest.ends_with(last)
+    }
 }
 
 /// What the `RateLimiter` needs (`docs/rate-limits.md`).
@@ -103,6 +150,10 @@ pub struct RateLimitConfig {
     pub table: Option<String>,
     pub hash_key: Option<Secret>,
     pub fail_mode: FailMode,
+    /// What one client may spend per window, in USD; 0 turns the budget off.
+    pub spend_limit_usd: f64,
+    /// What the proxy may spend per UTC day, in USD; 0 turns the budget off.
+    pub spend_limit_global_usd_per_day: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -116,6 +167,14 @@ pub struct LocalConfig {
     pub host: IpAddr,
     pub port: u16,
     pub max_concurrent_requests: u32,
+    /// Open connections at once; more wait in the listen queue.
+    pub max_connections: u32,
+    /// How long a client may take to send a request's head.
+    pub header_read_timeout: Duration,
+    /// How long a client may take to send a request's body.
+    pub body_read_timeout: Duration,
+    /// How long a client may leave the proxy's answer unread before it is cut off.
+    pub write_timeout: Duration,
     /// API Gateway closes a WebSocket connection silent this long (10 min); the
     /// local emulation does the same, sooner if asked (for tests).
     pub ws_idle_timeout: Duration,
@@ -180,6 +239,22 @@ impl Config {
                 // little earlier lets the proxy close the stream cleanly instead of
                 // being cut.
                 stream_max_duration: env.millis("STREAM_MAX_DURATION_MS", 870_000)?,
+                sse_keepalive: env.millis("SSE_KEEPALIVE_MS", 25_000)?,
+            },
+            guard: GuardConfig {
+                max_tokens_cap: env.count("MAX_TOKENS_CAP", 4096)?.into(),
+                model_allowlist: env.parse(
+                    "MODEL_ALLOWLIST",
+                    Vec::new(),
+                    "a comma-separated list of model ids or patterns such as openai/*",
+                    parse_patterns,
+                )?,
+                model_denylist: env.parse(
+                    "MODEL_DENYLIST",
+                    Vec::new(),
+                    "a comma-separated list of model ids or patterns such as *:online",
+                    parse_patterns,
+                )?,
             },
             rate_limits: RateLimitConfig {
                 window: env.millis("RATE_LIMIT_WINDOW_MS", 900_000)?,
@@ -191,9 +266,16 @@ impl Config {
                 hash_key: env.raw("RATE_LIMIT_HASH_KEY").map(Secret),
                 fail_mode: env.choice(
                     "RATE_LIMIT_FAIL_MODE",
-                    FailMode::Open,
-                    &[("open", FailMode::Open), ("closed", FailMode::Closed)],
+                    FailMode::Local,
+                    &[
+                        ("local", FailMode::Local),
+                        ("open", FailMode::Open),
+                        ("closed", FailMode::Closed),
+                    ],
                 )?,
+                spend_limit_usd: env.dollars("SPEND_LIMIT_USD", 0.50)?,
+                spend_limit_global_usd_per_day: env
+                    .dollars("SPEND_LIMIT_GLOBAL_USD_PER_DAY", 25.0)?,
             },
             catalog: CatalogConfig {
                 ttl: env.millis("MODELS_CACHE_TTL_MS", 300_000)?,
@@ -213,6 +295,10 @@ impl Config {
                 )?,
                 port: env.parse("PORT", 3000, "a port number 0-65535", |v| v.parse().ok())?,
                 max_concurrent_requests: env.count("MAX_CONCURRENT_REQUESTS", 100)?,
+                max_connections: env.count("MAX_CONNECTIONS", 1024)?,
+                header_read_timeout: env.millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
+                body_read_timeout: env.millis("BODY_READ_TIMEOUT_MS", 30_000)?,
+                write_timeout: env.millis("WRITE_TIMEOUT_MS", 30_000)?,
                 ws_idle_timeout: env.millis("WS_IDLE_TIMEOUT_MS", 600_000)?,
                 ws_max_duration: env.millis("WS_MAX_DURATION_MS", 7_200_000)?,
             },
@@ -234,6 +320,15 @@ impl Config {
                 )?,
             },
         };
+        if config.environment == Environment::Production
+            && !is_safe_upstream(&config.upstream.base_url)
+        {
+            return Err(ConfigError {
+                name: "OPENROUTER_BASE_URL",
+                value: config.upstream.base_url,
+                expected: "an https:// URL in production (plain http:// only to a loopback address), so the key never crosses a network in clear".into(),
+            });
+        }
         let limits = &config.rate_limits;
         if limits.table.is_some() && limits.hash_key.is_none() {
             return Err(ConfigError {
@@ -252,6 +347,30 @@ fn parse_url(value: &str) -> Option<String> {
         return None;
     }
     Some(value.trim_end_matches('/').to_owned())
+}
+
+/// `https://`, or `http://` to this host only.
+fn is_safe_upstream(url: &str) -> bool {
+    let Ok(url) = reqwest::Url::parse(url) else {
+        return false;
+    };
+    match (url.scheme(), url.host()) {
+        ("https", _) => true,
+        ("http", Some(url::Host::Ipv4(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Ipv6(ip))) => ip.is_loopback(),
+        ("http", Some(url::Host::Domain(name))) => name == "localhost",
+        _ => false,
+    }
+}
+
+fn parse_patterns(value: &str) -> Option<Vec<ModelPattern>> {
+    let patterns: Vec<ModelPattern> = value
+        .split(',')
+        .map(|p| p.trim().to_ascii_lowercase())
+        .filter(|p| !p.is_empty())
+        .map(ModelPattern)
+        .collect();
+    (!patterns.is_empty()).then_some(patterns)
 }
 
 fn parse_origins(value: &str) -> Option<CorsOrigins> {
@@ -296,7 +415,11 @@ mod tests {
         assert_eq!(c.upstream.request_timeout, Duration::from_secs(30));
         assert_eq!(c.catalog.ttl, Duration::from_secs(300));
         assert_eq!(c.cors, CorsOrigins::Any);
-        assert_eq!(c.rate_limits.fail_mode, FailMode::Open);
+        assert_eq!(c.rate_limits.fail_mode, FailMode::Local);
+        assert_eq!(c.guard.max_tokens_cap, 4096);
+        assert!((c.rate_limits.spend_limit_usd - 0.5).abs() < 1e-9);
+        assert!((c.rate_limits.spend_limit_global_usd_per_day - 25.0).abs() < 1e-9);
+        assert_eq!(c.upstream.sse_keepalive, Duration::from_secs(25));
         assert!(c.upstream.api_key.is_none());
     }
 
@@ -340,6 +463,32 @@ mod tests {
         let c = config(&[("OPENROUTER_API_KEY", "sk-or-v1-secret"), ("PORT", "")]).unwrap();
         assert_eq!(c.local.port, 3000);
         assert!(!format!("{c:?}").contains("sk-or-v1-secret"));
+    }
+
+    #[test]
+    fn model_patterns_match_with_wildcards() {
+        let p = |s: &str| ModelPattern(s.to_owned());
+        assert!(p("openai/*").matches("openai/gpt-4o"));
+        assert!(p("openai/*").matches("OpenAI/GPT-4o"));
+        assert!(!p("openai/*").matches("anthropic/claude"));
+        assert!(p("*:online").matches("openai/gpt-4o:online"));
+        assert!(!p("*:online").matches("openai/gpt-4o"));
+        assert!(p("openai/gpt-4o").matches("openai/gpt-4o"));
+        assert!(!p("openai/gpt-4o").matches("openai/gpt-4o-mini"));
+        assert!(p("*/*-mini*").matches("openai/gpt-4o-mini:free"));
+        assert!(p("*").matches("anything"));
+    }
+
+    #[test]
+    fn production_refuses_a_plain_http_upstream_but_loopback() {
+        let base = |url: &str| {
+            config(&[("ENVIRONMENT", "production"), ("OPENROUTER_BASE_URL", url)])
+                .map(|c| c.upstream.base_url)
+        };
+        assert!(base("http://openrouter.example/api/v1").is_err());
+        assert!(base("http://127.0.0.1:8787/api/v1").is_ok());
+        assert!(base("https://openrouter.ai/api/v1").is_ok());
+        assert!(config(&[("OPENROUTER_BASE_URL", "http://openrouter.example/api/v1")]).is_ok());
     }
 
     #[test]

@@ -71,6 +71,16 @@ impl<F: Fn(&str) -> Option<String>> Reader<'_, F> {
         )
     }
 
+    /// A sum of money in USD, 0 or more (0 turns a budget off).
+    pub(super) fn dollars(&self, name: &'static str, default: f64) -> Result<f64, ConfigError> {
+        self.parse(
+            name,
+            default,
+            "an amount in USD such as 0.50 (0 turns it off)",
+            |v| v.parse::<f64>().ok().filter(|d| d.is_finite() && *d >= 0.0),
+        )
+    }
+
     pub(super) fn count(&self, name: &'static str, default: u32) -> Result<u32, ConfigError> {
         self.parse(name, default, "a whole number, at least 1", |v| {
             v.parse::<u32>().ok().filter(|n| *n >= 1)

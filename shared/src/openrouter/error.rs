@@ -27,6 +27,8 @@ pub enum OpenRouterError {
     Unreachable(#[source] reqwest::Error),
     #[error("OpenRouter answered {}", .0.status)]
     Answered(Box<ErrorAnswer>),
+    #[error("OpenRouter's answer is larger than {0} bytes")]
+    TooLarge(usize),
 }
 
 /// An error OpenRouter answered with. Texts are already scrubbed of the key.
@@ -57,6 +59,10 @@ impl From<OpenRouterError> for ApiError {
             }
             .into(),
             OpenRouterError::Answered(answer) => map_answer(*answer).into(),
+            OpenRouterError::TooLarge(limit) => UpstreamError::bad_gateway(format!(
+                "OpenRouter's answer is larger than the {limit} bytes the proxy returns in one body; ask for it streamed"
+            ))
+            .into(),
         }
     }
 }
@@ -97,12 +103,16 @@ fn map_answer(answer: ErrorAnswer) -> UpstreamError {
             "OpenRouter failed to answer".into(),
         ),
     };
+    // OpenRouter's words and metadata are the caller's to read only where they are
+    // about the caller's request; a 401, 402 or 5xx describes the proxy's account or
+    // OpenRouter itself (a balance, an org), so only its status is passed on.
+    let about_the_request = status != StatusCode::BAD_GATEWAY;
     UpstreamError {
         status,
         message,
         upstream_status: Some(upstream_status),
-        upstream_message,
-        metadata,
+        upstream_message: upstream_message.filter(|_| about_the_request),
+        metadata: metadata.filter(|_| about_the_request),
         // Only OpenRouter's own 429 is a "come back later" the caller can act on.
         retry_after: retry_after.filter(|_| call == Call::Chat && upstream_status == 429),
         cause: None,
@@ -162,6 +172,21 @@ mod tests {
             panic!("an upstream 503 is an openrouter error");
         };
         assert_eq!(failed.retry_after, None);
+    }
+
+    #[test]
+    fn account_and_server_failures_pass_on_no_upstream_text() {
+        for status in [401, 402, 500, 503] {
+            let body = chat_error(status, Some("can only afford 1234"))
+                .body()
+                .to_string();
+            assert!(!body.contains("afford"), "{status}: {body}");
+            assert!(
+                !body.contains("violence"),
+                "{status}: metadata passed on: {body}"
+            );
+            assert!(body.contains(&format!("\"status\":{status}")), "{body}");
+        }
     }
 
     #[test]

@@ -16,6 +16,12 @@ pub use error::{Call, ErrorAnswer, OpenRouterError};
 use crate::config::{Secret, UpstreamConfig};
 use crate::header_names::{ATTRIBUTION, GENERATION_ID};
 
+/// The largest JSON answer relayed: what a Lambda function may return (6 MB). Larger
+/// answers (images) are for streaming, which has no such limit.
+pub const ANSWER_LIMIT: usize = 6 * 1024 * 1024;
+/// The largest catalogue read; OpenRouter's is about 1.5 MB.
+const CATALOG_LIMIT: usize = 32 * 1024 * 1024;
+
 #[derive(Clone)]
 pub struct OpenRouterClient {
     http: reqwest::Client,
@@ -120,7 +126,7 @@ impl OpenRouterClient {
     ) -> Result<Completion, OpenRouterError> {
         let response = self.start_chat(body, attribution).await?;
         let generation_id = response.headers().get(GENERATION_ID).cloned();
-        let body = self.read_body(response).await?;
+        let body = self.read_body(response, ANSWER_LIMIT).await?;
         // OpenRouter commits to 200 before the model answers; a failure after that
         // arrives as an error object in the body (after the keep-alive whitespace).
         let trimmed = body.trim_ascii_start();
@@ -151,7 +157,7 @@ impl OpenRouterClient {
         if !response.status().is_success() {
             return Err(self.error_from_response(Call::Catalog, response).await);
         }
-        self.read_body(response).await
+        self.read_body(response, CATALOG_LIMIT).await
     }
 
     async fn send(
@@ -164,13 +170,21 @@ impl OpenRouterClient {
             .map_err(OpenRouterError::Unreachable)
     }
 
-    async fn read_body(&self, response: reqwest::Response) -> Result<Bytes, OpenRouterError> {
+    /// Reads a whole body, at most `limit` bytes of it.
+    async fn read_body(
+        &self,
+        response: reqwest::Response,
+        limit: usize,
+    ) -> Result<Bytes, OpenRouterError> {
         let mut stream = response.bytes_stream();
         let mut body = BytesMut::new();
         loop {
             match tokio::time::timeout(self.request_timeout, stream.next()).await {
                 Err(_) => return Err(OpenRouterError::Timeout(self.request_timeout)),
                 Ok(None) => return Ok(body.freeze()),
+                Ok(Some(Ok(chunk))) if body.len() + chunk.len() > limit => {
+                    return Err(OpenRouterError::TooLarge(limit));
+                }
                 Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
                 Ok(Some(Err(e))) => return Err(OpenRouterError::Unreachable(e)),
             }
@@ -217,24 +231,52 @@ impl OpenRouterClient {
         }))
     }
 
-    /// Upstream text never carries the key back to a caller, even if it echoes it.
+    /// Upstream text never carries the key, or an account or organisation id (the
+    /// proxy's own, at OpenRouter or a provider), back to a caller.
     fn scrub(&self, text: &str) -> String {
-        match &self.api_key {
+        let text = match &self.api_key {
             Some(key) if !key.expose().is_empty() && text.contains(key.expose()) => {
                 text.replace(key.expose(), "[redacted]")
             }
             _ => text.to_owned(),
-        }
+        };
+        scrub_account_ids(&text)
     }
 
     fn scrub_value(&self, value: Value) -> Value {
-        match &self.api_key {
-            Some(key) if value.to_string().contains(key.expose()) => {
-                serde_json::from_str(&self.scrub(&value.to_string())).unwrap_or(Value::Null)
-            }
-            _ => value,
+        let text = value.to_string();
+        let scrubbed = self.scrub(&text);
+        if scrubbed == text {
+            return value;
         }
+        serde_json::from_str(&scrubbed).unwrap_or(Value::Null)
     }
+}
+
+/// `org-…`, `org_…` and `user_…` ids (of 8 or more letters and digits), as OpenRouter
+/// and providers name accounts, become `org-[redacted]`.
+fn scrub_account_ids(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some((start, prefix)) = ["org-", "org_", "user_"]
+        .iter()
+        .filter_map(|prefix| rest.find(prefix).map(|at| (at, prefix.len())))
+        .min()
+    {
+        let tail = &rest[start + prefix..];
+        let id = tail
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(tail.len());
+        out.push_str(&rest[..start + prefix]);
+        if id >= 8 {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(&tail[..id]);
+        }
+        rest = &tail[id..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Whether a body is `{"error": ...}`, judged from its first key without parsing
@@ -267,6 +309,19 @@ mod tests {
         let text = err.body().to_string();
         assert!(text.contains("violence"), "{text}");
         assert!(!text.contains("sk-or-v1-abc"), "{text}");
+    }
+
+    #[test]
+    fn account_ids_are_scrubbed() {
+        assert_eq!(
+            scrub_account_ids("quota of organization org-AbCdEf123456 exceeded"),
+            "quota of organization org-[redacted] exceeded"
+        );
+        assert_eq!(
+            scrub_account_ids("user_2uMVNwONqhSdZXQy"),
+            "user_[redacted]"
+        );
+        assert_eq!(scrub_account_ids("an org-chart"), "an org-chart");
     }
 
     #[test]

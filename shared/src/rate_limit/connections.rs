@@ -32,21 +32,30 @@ impl RateLimiter {
         let keys: Vec<String> = (current.saturating_sub(SLOTS_SUMMED - 1)..=current)
             .map(slot_key)
             .collect();
-        let open = self.within_budget(self.store.sum(&keys, now)).await;
-        match open {
-            Ok(open) if open >= i64::from(max) => return Ok(false),
-            Ok(_) => {}
-            Err(error) => return self.store_failed(&error).map(|()| true),
-        }
         let slot = connected_at_ms / SLOT_MS;
         let expires = (slot + SLOTS_SUMMED + 1) * SLOT_MS / 1000;
-        if let Err(error) = self
-            .within_budget(self.store.add(&slot_key(slot), 1, expires, now))
-            .await
-        {
-            self.store_failed(&error)?;
+        let counted = async {
+            let open = self.store.sum(&keys, now).await?;
+            if open >= i64::from(max) {
+                return Ok(false);
+            }
+            self.store.add(&slot_key(slot), 1, expires, now).await?;
+            Ok(true)
+        };
+        match self.within_budget(counted).await {
+            Ok(admitted) => Ok(admitted),
+            Err(error) => {
+                self.store_failed(&error)?;
+                if self.fail_mode != FailMode::Local {
+                    return Ok(true);
+                }
+                if self.fallback.sum(&keys, now) >= i64::from(max) {
+                    return Ok(false);
+                }
+                self.fallback.add(&slot_key(slot), 1, expires, now);
+                Ok(true)
+            }
         }
-        Ok(true)
     }
 
     /// Uncounts a connection that opened at `connected_at_ms`. Best effort, as
@@ -60,6 +69,9 @@ impl RateLimiter {
             .await
         {
             tracing::warn!(error = %Chain(&error), "an open WebSocket connection was not uncounted");
+            if self.fail_mode == FailMode::Local {
+                self.fallback.add(&slot_key(slot), -1, expires, now);
+            }
         }
     }
 
@@ -67,32 +79,14 @@ impl RateLimiter {
     /// delivery `Repeat`, another request under the same key `Taken`.
     pub async fn claim(&self, key: &str, owner: &str) -> Result<Claim, StoreError> {
         let now = (self.clock)() / 1000;
-        self.within_budget(self.store.claim(key, owner, now + CLAIM_SECS, now))
-            .await
-    }
-
-    async fn within_budget<T>(
-        &self,
-        call: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.budget, call)
-            .await
-            .unwrap_or(Err(StoreError::Timeout(self.budget)))
-    }
-
-    /// What the fail mode makes of a store failure: go on, or refuse with a 503.
-    fn store_failed(&self, error: &StoreError) -> Result<(), ApiError> {
-        match self.fail_mode {
-            FailMode::Open => {
-                tracing::warn!(error = %Chain(error), "counter store unavailable; going on (RATE_LIMIT_FAIL_MODE=open)");
-                Ok(())
+        let claimed = self
+            .within_budget(self.store.claim(key, owner, now + CLAIM_SECS, now))
+            .await;
+        match claimed {
+            Err(_) if self.fail_mode == FailMode::Local => {
+                Ok(self.fallback.claim(key, owner, now + CLAIM_SECS, now))
             }
-            FailMode::Closed => {
-                tracing::error!(error = %Chain(error), "counter store unavailable; refusing (RATE_LIMIT_FAIL_MODE=closed)");
-                Err(ApiError::Unavailable {
-                    message: "The rate limiter is unavailable; retry shortly".into(),
-                })
-            }
+            other => other,
         }
     }
 }

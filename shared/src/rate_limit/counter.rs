@@ -6,22 +6,42 @@
 
 use std::time::Duration;
 
-/// One counter of an item and its ceiling.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One counter of an item, its ceiling, and what a request adds to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counter {
-    /// The attribute name, e.g. `req`.
-    pub name: &'static str,
-    pub limit: u32,
+    /// The attribute name, e.g. `req`, or `req.1f2e…` for one /64 of an IPv6 /48.
+    pub name: String,
+    /// The request is refused unless the counter is below this.
+    pub limit: u64,
+    /// What an admitted request adds: 1 for a request count, 0 for a spend that is only
+    /// checked here (it is added after the answer, when its cost is known).
+    pub step: u64,
 }
 
 /// What a store did with one increment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Counted {
-    /// Every counter was below its limit and now holds these counts (in order).
-    Admitted(Vec<u32>),
-    /// A counter was at its limit; nothing changed. The current counts when the
+    /// Every counter was below its limit and now holds these values (in order).
+    Admitted(Vec<u64>),
+    /// A counter was at its limit; nothing changed. The current values when the
     /// store could tell them.
-    Refused(Option<Vec<u32>>),
+    Refused(Option<Vec<u64>>),
+}
+
+/// The proxy's spend for the day, added to after an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaySpend {
+    pub key: String,
+    /// The daily budget, in micro-dollars.
+    pub limit: u64,
+    pub expires_at: u64,
+}
+
+/// Whether the day's spend was within its budget before this answer was added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BudgetState {
+    Within,
+    Spent,
 }
 
 /// What a store did with a claim on a key (a WebSocket request's `(connection, id)`).

@@ -1,6 +1,6 @@
 //! Counters in DynamoDB: one conditional `UpdateItem` per limited request, no reads;
-//! tallies (`ADD`, summed with one `BatchGetItem`) and claims (a conditional `PutItem`)
-//! for WebSocket connections and requests.
+//! one write of each answer's cost; tallies (`ADD`, summed with one `BatchGetItem`) and
+//! claims (a conditional `PutItem`) for WebSocket connections and requests.
 //!
 //! The item key holds the window's start, so a counter is never reused after its
 //! window whatever DynamoDB's TTL does (expired items linger for up to days); the TTL
@@ -12,13 +12,17 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem, Update,
 };
 
-use super::counter::{Claim, Counted, Counter, StoreError};
+use super::counter::{BudgetState, Claim, Counted, Counter, DaySpend, StoreError};
 
+/// The attribute of the day's spend item.
+const TOTAL: &str = "total";
 /// The attribute of a tally item.
 const TALLY: &str = "n";
 /// The attribute of a claim item.
@@ -74,19 +78,23 @@ impl DynamoStore {
         expires_at: u64,
     ) -> Result<Counted, StoreError> {
         let mut names = HashMap::from([("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned())]);
-        let mut values = HashMap::from([
-            (":one".to_owned(), AttributeValue::N("1".into())),
-            (":exp".to_owned(), AttributeValue::N(expires_at.to_string())),
-        ]);
+        let mut values =
+            HashMap::from([(":exp".to_owned(), AttributeValue::N(expires_at.to_string()))]);
         let mut adds = Vec::with_capacity(counters.len());
         let mut conditions = Vec::with_capacity(counters.len());
         for (i, counter) in counters.iter().enumerate() {
-            names.insert(format!("#c{i}"), counter.name.to_owned());
+            names.insert(format!("#c{i}"), counter.name.clone());
             values.insert(
                 format!(":max{i}"),
                 AttributeValue::N(counter.limit.to_string()),
             );
-            adds.push(format!("#c{i} :one"));
+            if counter.step > 0 {
+                values.insert(
+                    format!(":s{i}"),
+                    AttributeValue::N(counter.step.to_string()),
+                );
+                adds.push(format!("#c{i} :s{i}"));
+            }
             conditions.push(format!("(attribute_not_exists(#c{i}) OR #c{i} < :max{i})"));
         }
         let result = self
@@ -109,9 +117,10 @@ impl DynamoStore {
             Ok(output) => {
                 let attributes = output.attributes.unwrap_or_default();
                 // Read only the counters: some servers add or omit other attributes.
+                // A counter only checked (step 0) is not among the updated ones.
                 let counts = counters
                     .iter()
-                    .map(|c| read_count(&attributes, c.name).unwrap_or(1))
+                    .map(|c| read_count(&attributes, &c.name).unwrap_or(c.step))
                     .collect();
                 Ok(Counted::Admitted(counts))
             }
@@ -123,7 +132,7 @@ impl DynamoStore {
                         failed.item().map(|item| {
                             counters
                                 .iter()
-                                .map(|c| read_count(item, c.name).unwrap_or(0))
+                                .map(|c| read_count(item, &c.name).unwrap_or(0))
                                 .collect()
                         })
                     }
@@ -133,6 +142,89 @@ impl DynamoStore {
             }
             Err(e) => Err(StoreError::DynamoDb(Box::new(e.into()))),
         }
+    }
+
+    /// Adds `amount` to a client's spend counters `names` and to the day's total, in
+    /// one write (a transaction when both are to be written). The day's total is
+    /// conditioned on being within its budget, so a failed condition tells that the
+    /// budget was spent; the spend is then added without it (the money is gone).
+    pub async fn spend(
+        &self,
+        key: &str,
+        names: &[String],
+        amount: u64,
+        expires_at: u64,
+        day: Option<&DaySpend>,
+    ) -> Result<BudgetState, StoreError> {
+        let client = (!names.is_empty()).then(|| Add::new(key, names, amount, expires_at));
+        let Some(day) = day else {
+            if let Some(add) = client {
+                let (expression, attribute_names, values) = add.parts();
+                self.client
+                    .update_item()
+                    .table_name(&self.table)
+                    .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+                    .update_expression(expression)
+                    .set_expression_attribute_names(Some(attribute_names))
+                    .set_expression_attribute_values(Some(values))
+                    .send()
+                    .await
+                    .map_err(|e| StoreError::DynamoDb(Box::new(e.into())))?;
+            }
+            return Ok(BudgetState::Within);
+        };
+        let total = [TOTAL.to_owned()];
+        for within in [Some(day.limit), None] {
+            let mut request = self.client.transact_write_items();
+            if let Some(add) = &client {
+                request = request.transact_items(self.transact(add, None)?);
+            }
+            let day_add = Add::new(&day.key, &total, amount, day.expires_at);
+            let result = request
+                .transact_items(self.transact(&day_add, within)?)
+                .send()
+                .await;
+            match result {
+                Ok(_) if within.is_some() => return Ok(BudgetState::Within),
+                Ok(_) => return Ok(BudgetState::Spent),
+                Err(SdkError::ServiceError(e))
+                    if within.is_some()
+                        && matches!(
+                            e.err(),
+                            TransactWriteItemsError::TransactionCanceledException(cancelled)
+                                if cancelled
+                                    .cancellation_reasons()
+                                    .iter()
+                                    .any(|r| r.code() == Some("ConditionalCheckFailed"))
+                        ) => {}
+                Err(e) => return Err(StoreError::DynamoDb(Box::new(e.into()))),
+            }
+        }
+        Ok(BudgetState::Spent)
+    }
+
+    /// `add` as one item of a transaction, conditioned on its first counter being
+    /// below `within` when given.
+    fn transact(
+        &self,
+        add: &Add<'_>,
+        within: Option<u64>,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let (expression, names, mut values) = add.parts();
+        let mut update = Update::builder()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(add.key.to_owned()))
+            .update_expression(expression);
+        if let Some(limit) = within {
+            values.insert(":limit".into(), AttributeValue::N(limit.to_string()));
+            update = update.condition_expression("attribute_not_exists(#a0) OR #a0 < :limit");
+        }
+        let update = update
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .map_err(StoreError::Request)?;
+        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     pub async fn add(&self, key: &str, delta: i64, expires_at: u64) -> Result<(), StoreError> {
@@ -227,7 +319,54 @@ impl DynamoStore {
     }
 }
 
-fn read_count(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u32> {
+/// An `ADD` of one amount to some attributes of one item.
+struct Add<'a> {
+    key: &'a str,
+    names: &'a [String],
+    amount: u64,
+    expires_at: u64,
+}
+
+type Names = HashMap<String, String>;
+type Values = HashMap<String, AttributeValue>;
+
+impl<'a> Add<'a> {
+    fn new(key: &'a str, names: &'a [String], amount: u64, expires_at: u64) -> Self {
+        Self {
+            key,
+            names,
+            amount,
+            expires_at,
+        }
+    }
+
+    /// The update expression and its attribute names and values.
+    fn parts(&self) -> (String, Names, Values) {
+        let mut names = HashMap::from([("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned())]);
+        let values = HashMap::from([
+            (
+                ":amount".to_owned(),
+                AttributeValue::N(self.amount.to_string()),
+            ),
+            (
+                ":exp".to_owned(),
+                AttributeValue::N(self.expires_at.to_string()),
+            ),
+        ]);
+        let mut adds = Vec::with_capacity(self.names.len());
+        for (i, name) in self.names.iter().enumerate() {
+            names.insert(format!("#a{i}"), name.clone());
+            adds.push(format!("#a{i} :amount"));
+        }
+        let expression = format!(
+            "ADD {} SET #ttl = if_not_exists(#ttl, :exp)",
+            adds.join(", ")
+        );
+        (expression, names, values)
+    }
+}
+
+fn read_count(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u64> {
     match item.get(name) {
         Some(AttributeValue::N(n)) => n.parse().ok(),
         _ => None,

@@ -8,7 +8,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
-use super::counter::{Claim, Counted, Counter};
+use super::counter::{BudgetState, Claim, Counted, Counter, DaySpend};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -24,7 +24,7 @@ struct Inner {
 
 #[derive(Default)]
 struct Item {
-    counts: Vec<(&'static str, u32)>,
+    counts: Vec<(String, u64)>,
     tally: i64,
     owner: Option<String>,
     expires_at: u64,
@@ -67,6 +67,13 @@ impl Inner {
     }
 }
 
+fn add(item: &mut Item, name: &str, amount: u64) {
+    match item.counts.iter_mut().find(|(n, _)| n == name) {
+        Some((_, value)) => *value += amount,
+        None => item.counts.push((name.to_owned(), amount)),
+    }
+}
+
 impl MemoryStore {
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
@@ -78,20 +85,59 @@ impl MemoryStore {
         let count = |name: &str| {
             item.counts
                 .iter()
-                .find(|(n, _)| *n == name)
+                .find(|(n, _)| n == name)
                 .map_or(0, |(_, c)| *c)
         };
-        let current: Vec<u32> = counters.iter().map(|c| count(c.name)).collect();
+        let current: Vec<u64> = counters.iter().map(|c| count(&c.name)).collect();
         if counters.iter().zip(&current).any(|(c, n)| *n >= c.limit) {
             return Counted::Refused(Some(current));
         }
         for counter in counters {
-            match item.counts.iter_mut().find(|(n, _)| *n == counter.name) {
-                Some((_, count)) => *count += 1,
-                None => item.counts.push((counter.name, 1)),
+            add(item, &counter.name, counter.step);
+        }
+        Counted::Admitted(
+            counters
+                .iter()
+                .zip(current)
+                .map(|(c, n)| n + c.step)
+                .collect(),
+        )
+    }
+
+    /// Adds `amount` to a client's spend counters `names`, and to the day's; says
+    /// whether the day was within its budget.
+    pub fn spend(
+        &self,
+        key: &str,
+        names: &[String],
+        amount: u64,
+        expires_at: u64,
+        day: Option<&DaySpend>,
+        now: u64,
+    ) -> BudgetState {
+        let mut inner = self.inner();
+        if !names.is_empty() {
+            let item = inner.item(key, expires_at, now);
+            for name in names {
+                add(item, name, amount);
             }
         }
-        Counted::Admitted(current.iter().map(|n| n + 1).collect())
+        let Some(day) = day else {
+            return BudgetState::Within;
+        };
+        let total = amount;
+        let item = inner.item(&day.key, day.expires_at, now);
+        let before = item
+            .counts
+            .iter()
+            .find(|(n, _)| n == "total")
+            .map_or(0, |(_, v)| *v);
+        add(item, "total", total);
+        if before < day.limit {
+            BudgetState::Within
+        } else {
+            BudgetState::Spent
+        }
     }
 
     pub fn add(&self, key: &str, delta: i64, expires_at: u64, now: u64) {
@@ -134,24 +180,27 @@ impl MemoryStore {
 mod tests {
     use super::*;
 
-    const ONE: [Counter; 1] = [Counter {
-        name: "req",
-        limit: 2,
-    }];
+    fn one() -> [Counter; 1] {
+        [Counter {
+            name: "req".into(),
+            limit: 2,
+            step: 1,
+        }]
+    }
 
     #[test]
     fn counts_up_to_the_limit() {
         let store = MemoryStore::default();
         assert_eq!(
-            store.increment("k", &ONE, 100, 0),
+            store.increment("k", &one(), 100, 0),
             Counted::Admitted(vec![1])
         );
         assert_eq!(
-            store.increment("k", &ONE, 100, 0),
+            store.increment("k", &one(), 100, 0),
             Counted::Admitted(vec![2])
         );
         assert_eq!(
-            store.increment("k", &ONE, 100, 0),
+            store.increment("k", &one(), 100, 0),
             Counted::Refused(Some(vec![2]))
         );
     }
@@ -160,10 +209,10 @@ mod tests {
     fn expired_items_are_swept_as_time_passes() {
         let store = MemoryStore::default();
         for client in 0..10_000 {
-            store.increment(&format!("old{client}"), &ONE, 100, 0);
+            store.increment(&format!("old{client}"), &one(), 100, 0);
         }
         assert_eq!(store.len(), 10_000);
-        store.increment("new", &ONE, 200, 100);
+        store.increment("new", &one(), 200, 100);
         assert_eq!(store.len(), 1, "every item of the old window is gone");
     }
 

@@ -6,7 +6,8 @@
 //! `layer` applies it to HTTP requests.
 //!
 //! A request under both the default and the inference limit (same window) costs one
-//! store call that counts both and refuses if either is spent.
+//! store call that counts both and refuses if either is spent, or if the client's
+//! spend budget is; the answer's cost is added afterwards, in one more call (`spend`).
 
 mod connections;
 mod counter;
@@ -15,14 +16,16 @@ mod ip_key;
 pub mod layer;
 mod memory;
 mod policy;
+mod spend;
 mod store;
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use counter::{Claim, Counted, Counter, StoreError};
+pub use counter::{BudgetState, Claim, Counted, Counter, DaySpend, StoreError};
 pub use dynamo::{DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
-pub use ip_key::IpKeyer;
+pub use ip_key::{ClientKey, IpKeyer};
 pub use memory::MemoryStore;
 pub use policy::{Decision, Policy, Quota, Scope};
 pub use store::Store;
@@ -48,40 +51,76 @@ fn system_clock_ms() -> u64 {
 
 pub struct RateLimiter {
     store: Store,
+    /// Counts in this container when the store fails and the fail mode is `local`.
+    fallback: MemoryStore,
     keyer: IpKeyer,
     /// `[default]` and `[default, inference]`: one item, one window.
     http: [Policy; 2],
+    /// The same limits for a whole IPv6 /48, eight times one client's.
+    http_net: [Policy; 2],
     ws: Policy,
+    ws_net: Policy,
+    /// What one client may spend per window, in micro-dollars (0: no budget).
+    client_budget: u64,
+    /// What the proxy may spend per UTC day, in micro-dollars (0: no budget).
+    day_budget: u64,
+    /// Until when (Unix seconds) this container knows the day's budget spent.
+    day_spent_until: AtomicU64,
     fail_mode: FailMode,
     budget: Duration,
     clock: Clock,
 }
 
+/// How many clients' worth of a limit one IPv6 /48 gets.
+pub const NET_SHARE: u32 = 8;
+
+/// What a counter of a request stands for.
+#[derive(Clone, Copy)]
+enum Meaning {
+    Limit(Policy),
+    /// The client's spend, checked against its budget.
+    Budget,
+}
+
+/// What the counter store made of a request.
+enum Counting {
+    Counted(Counted),
+    /// The store failed and the fail mode serves anyway.
+    Uncounted,
+}
+
 impl RateLimiter {
     pub fn new(store: Store, keyer: IpKeyer, config: &RateLimitConfig) -> Self {
+        let policy = |name, counter, limit, window| Policy {
+            name,
+            counter,
+            limit,
+            window,
+        };
+        let net = |p: Policy, name| Policy {
+            name,
+            limit: p.limit.saturating_mul(NET_SHARE),
+            ..p
+        };
+        let default = policy("default", "req", config.max_requests, config.window);
+        let inference = policy(
+            "inference",
+            "inf",
+            config.inference_max_requests,
+            config.window,
+        );
+        let ws = policy("websocket", "conn", config.ws_connections, config.ws_window);
         Self {
             store,
+            fallback: MemoryStore::default(),
             keyer,
-            http: [
-                Policy {
-                    name: "default",
-                    counter: "req",
-                    limit: config.max_requests,
-                    window: config.window,
-                },
-                Policy {
-                    name: "inference",
-                    counter: "inf",
-                    limit: config.inference_max_requests,
-                    window: config.window,
-                },
-            ],
-            ws: Policy {
-                name: "websocket",
-                counter: "conn",
-                limit: config.ws_connections,
-                window: config.ws_window,
-            },
+            http: [default, inference],
+            http_net: [net(default, "default-48"), net(inference, "inference-48")],
+            ws,
+            ws_net: net(ws, "websocket-48"),
+            client_budget: micros(config.spend_limit_usd),
+            day_budget: micros(config.spend_limit_global_usd_per_day),
+            day_spent_until: AtomicU64::new(0),
             fail_mode: config.fail_mode,
             budget: DEFAULT_BUDGET,
             clock: Arc::new(system_clock_ms),
@@ -123,66 +162,194 @@ impl RateLimiter {
     /// Counts one request of `scope` from `ip`. `Err` only when the store failed and
     /// the fail mode is `closed`.
     pub async fn check(&self, ip: ClientIp, scope: Scope) -> Result<Decision, ApiError> {
-        let (group, policies): (&str, &[Policy]) = match scope {
-            Scope::Http => ("http", &self.http[..1]),
-            Scope::Inference => ("http", &self.http),
-            Scope::WsConnect => ("ws", std::slice::from_ref(&self.ws)),
+        let now_ms = (self.clock)();
+        if scope == Scope::Inference
+            && let Some(retry_after) = self.day_spent(now_ms)
+        {
+            return Ok(Decision {
+                allowed: false,
+                quotas: Vec::new(),
+                retry_after,
+                budget: Some("global"),
+            });
+        }
+        let (group, policies, nets): (&str, &[Policy], &[Policy]) = match scope {
+            Scope::Http => ("http", &self.http[..1], &self.http_net[..1]),
+            Scope::Inference => ("http", &self.http, &self.http_net),
+            Scope::WsConnect => (
+                "ws",
+                std::slice::from_ref(&self.ws),
+                std::slice::from_ref(&self.ws_net),
+            ),
         };
-        let counters: Vec<Counter> = policies.iter().map(Policy::counter).collect();
+        let client = self.keyer.key(ip);
+        let mut counters = Vec::with_capacity(6);
+        let mut meanings = Vec::with_capacity(6);
+        let mut count = |counter: Counter, meaning: Meaning| {
+            counters.push(counter);
+            meanings.push(meaning);
+        };
+        for (policy, net) in policies.iter().zip(nets) {
+            count(
+                Counter {
+                    name: own(policy.counter, client.sub.as_deref()),
+                    limit: policy.limit.into(),
+                    step: 1,
+                },
+                Meaning::Limit(*policy),
+            );
+            if client.sub.is_some() {
+                let counter = Counter {
+                    name: policy.counter.to_owned(),
+                    limit: net.limit.into(),
+                    step: 1,
+                };
+                count(counter, Meaning::Limit(*net));
+            }
+        }
+        if scope == Scope::Inference && self.client_budget > 0 {
+            count(
+                Counter {
+                    name: own(SPEND, client.sub.as_deref()),
+                    limit: self.client_budget,
+                    step: 0,
+                },
+                Meaning::Budget,
+            );
+            if client.sub.is_some() {
+                let counter = Counter {
+                    name: SPEND.to_owned(),
+                    limit: self.client_budget.saturating_mul(NET_SHARE.into()),
+                    step: 0,
+                };
+                count(counter, Meaning::Budget);
+            }
+        }
         // Policies that share an item share a window (the default and inference
         // limits have one window by design).
         let window_ms = policies[0].window.as_millis().max(1) as u64;
-        let now_ms = (self.clock)();
         let window_start = now_ms - now_ms % window_ms;
         let window_end = window_start + window_ms;
         let reset = window_end.div_ceil(1000);
-        let key = format!("{group}#{}#{window_start}", self.keyer.key(ip));
-
-        let counted = tokio::time::timeout(
-            self.budget,
-            self.store
-                .increment(&key, &counters, reset + TTL_MARGIN_SECS, now_ms / 1000),
-        )
-        .await
-        .unwrap_or(Err(StoreError::Timeout(self.budget)));
-
+        let key = format!("{group}#{}#{window_start}", client.item);
         let seconds_left = (window_end - now_ms).div_ceil(1000).max(1);
-        match counted {
-            Ok(Counted::Admitted(counts)) => Ok(Decision {
-                allowed: true,
-                quotas: quotas(policies, Some(&counts), reset, seconds_left),
-                retry_after: 0,
-            }),
-            Ok(Counted::Refused(counts)) => {
-                let mut quotas = quotas(policies, counts.as_deref(), reset, seconds_left);
-                if counts.is_none() {
-                    // The store did not say which limit is spent: the tightest one is.
-                    if let Some(tightest) = quotas.iter_mut().min_by_key(|q| q.policy.limit) {
-                        tightest.remaining = 0;
+        let counted = self
+            .count(&key, &counters, reset + TTL_MARGIN_SECS, now_ms / 1000)
+            .await?;
+        let quotas_of = |values: Option<&[u64]>| -> Vec<Quota> {
+            counters
+                .iter()
+                .zip(&meanings)
+                .enumerate()
+                .filter_map(|(i, (counter, meaning))| match meaning {
+                    Meaning::Limit(policy) => {
+                        let used = values.and_then(|v| v.get(i)).copied().unwrap_or(0);
+                        Some(Quota {
+                            policy: *policy,
+                            remaining: u32::try_from(counter.limit.saturating_sub(used))
+                                .unwrap_or(u32::MAX),
+                            reset,
+                            seconds_left,
+                        })
                     }
-                }
-                Ok(Decision {
+                    Meaning::Budget => None,
+                })
+                .collect()
+        };
+        Ok(match counted {
+            Counting::Uncounted => Decision {
+                allowed: true,
+                quotas: Vec::new(),
+                retry_after: 0,
+                budget: None,
+            },
+            Counting::Counted(Counted::Admitted(values)) => Decision {
+                allowed: true,
+                quotas: quotas_of(Some(&values)),
+                retry_after: 0,
+                budget: None,
+            },
+            Counting::Counted(Counted::Refused(values)) => {
+                let mut quotas = quotas_of(values.as_deref());
+                let spent_at = values.as_ref().and_then(|values| {
+                    counters
+                        .iter()
+                        .zip(values)
+                        .position(|(counter, value)| *value >= counter.limit)
+                });
+                let budget = match spent_at.map(|i| meanings[i]) {
+                    Some(Meaning::Budget) => Some("client"),
+                    Some(Meaning::Limit(_)) => None,
+                    None => {
+                        // The store did not say which limit is spent: the tightest one is.
+                        if let Some(tightest) = quotas.iter_mut().min_by_key(|q| q.policy.limit) {
+                            tightest.remaining = 0;
+                        }
+                        None
+                    }
+                };
+                Decision {
                     allowed: false,
                     quotas,
                     retry_after: seconds_left,
+                    budget,
+                }
+            }
+        })
+    }
+
+    /// One counting call, within the budget; on failure, what the fail mode says.
+    async fn count(
+        &self,
+        key: &str,
+        counters: &[Counter],
+        expires_at: u64,
+        now: u64,
+    ) -> Result<Counting, ApiError> {
+        let counted = self
+            .within_budget(self.store.increment(key, counters, expires_at, now))
+            .await;
+        match counted {
+            Ok(counted) => Ok(Counting::Counted(counted)),
+            Err(error) => {
+                self.store_failed(&error)?;
+                Ok(match self.fail_mode {
+                    FailMode::Local => {
+                        Counting::Counted(self.fallback.increment(key, counters, expires_at, now))
+                    }
+                    FailMode::Open | FailMode::Closed => Counting::Uncounted,
                 })
             }
-            Err(error) => match self.fail_mode {
-                FailMode::Open => {
-                    tracing::warn!(error = %Chain(&error), "rate limiter unavailable; serving (RATE_LIMIT_FAIL_MODE=open)");
-                    Ok(Decision {
-                        allowed: true,
-                        quotas: Vec::new(),
-                        retry_after: 0,
-                    })
-                }
-                FailMode::Closed => {
-                    tracing::error!(error = %Chain(&error), "rate limiter unavailable; refusing (RATE_LIMIT_FAIL_MODE=closed)");
-                    Err(ApiError::Unavailable {
-                        message: "The rate limiter is unavailable; retry shortly".into(),
-                    })
-                }
-            },
+        }
+    }
+
+    async fn within_budget<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        tokio::time::timeout(self.budget, call)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(self.budget)))
+    }
+
+    /// Logs a store failure and says what the fail mode makes of it: go on (in this
+    /// container's memory, or uncounted), or refuse with a 503.
+    fn store_failed(&self, error: &StoreError) -> Result<(), ApiError> {
+        match self.fail_mode {
+            FailMode::Local => {
+                tracing::warn!(error = %Chain(error), "counter store unavailable; counting in this container (RATE_LIMIT_FAIL_MODE=local)");
+                Ok(())
+            }
+            FailMode::Open => {
+                tracing::warn!(error = %Chain(error), "counter store unavailable; serving uncounted (RATE_LIMIT_FAIL_MODE=open)");
+                Ok(())
+            }
+            FailMode::Closed => {
+                tracing::error!(error = %Chain(error), "counter store unavailable; refusing (RATE_LIMIT_FAIL_MODE=closed)");
+                Err(ApiError::Unavailable {
+                    message: "The rate limiter is unavailable; retry shortly".into(),
+                })
+            }
         }
     }
 
@@ -192,8 +359,9 @@ impl RateLimiter {
         if let Store::Dynamo(store) = &self.store {
             let expires = (self.clock)() / 1000 + TTL_MARGIN_SECS;
             let counter = [Counter {
-                name: "warm",
-                limit: u32::MAX,
+                name: "warm".into(),
+                limit: u64::MAX,
+                step: 1,
             }];
             if let Err(error) = store.increment("init#warm", &counter, expires).await {
                 tracing::warn!(error = %Chain(&error), "rate-limit store not reachable at init");
@@ -202,23 +370,23 @@ impl RateLimiter {
     }
 }
 
-fn quotas(
-    policies: &[Policy],
-    counts: Option<&[u32]>,
-    reset: u64,
-    seconds_left: u64,
-) -> Vec<Quota> {
-    policies
-        .iter()
-        .enumerate()
-        .map(|(i, policy)| {
-            let used = counts.and_then(|c| c.get(i)).copied().unwrap_or(0);
-            Quota {
-                policy: *policy,
-                remaining: policy.limit.saturating_sub(used),
-                reset,
-                seconds_left,
-            }
-        })
-        .collect()
+/// The attribute of a client's spend (micro-dollars) in its counter item.
+const SPEND: &str = "spend";
+
+/// A counter's name for one client: its own in an IPv4 item, suffixed by its /64 in
+/// the item of an IPv6 /48.
+fn own(counter: &str, sub: Option<&str>) -> String {
+    match sub {
+        Some(sub) => format!("{counter}.{sub}"),
+        None => counter.to_owned(),
+    }
+}
+
+/// USD to micro-dollars, rounded up: a cost is never counted as less than it was.
+fn micros(usd: f64) -> u64 {
+    if usd.is_finite() && usd > 0.0 {
+        (usd * 1e6).ceil() as u64
+    } else {
+        0
+    }
 }

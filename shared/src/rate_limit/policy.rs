@@ -5,7 +5,6 @@ use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue};
 
-use super::counter::Counter;
 use crate::error::ApiError;
 use crate::header_names::{
     RATELIMIT, RATELIMIT_LIMIT, RATELIMIT_POLICY, RATELIMIT_REMAINING, RATELIMIT_RESET,
@@ -31,15 +30,6 @@ pub struct Policy {
     pub window: Duration,
 }
 
-impl Policy {
-    pub fn counter(&self) -> Counter {
-        Counter {
-            name: self.counter,
-            limit: self.limit,
-        }
-    }
-}
-
 /// The state of one limit after a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Quota {
@@ -57,6 +47,8 @@ pub struct Decision {
     pub quotas: Vec<Quota>,
     /// Seconds until the spent limit resets (for `Retry-After`); 0 when allowed.
     pub retry_after: u64,
+    /// The spend budget that refused the request: `client` or `global`.
+    pub budget: Option<&'static str>,
 }
 
 impl Decision {
@@ -77,25 +69,42 @@ impl Decision {
 
     /// The 429 for a refused request, naming the spent limit.
     pub fn refusal(&self) -> ApiError {
-        let message = match self.spent() {
-            Some(q) => format!(
-                "Rate limit exceeded: {} requests per {} s ({} limit); retry in {} s",
-                q.policy.limit,
-                q.policy.window.as_secs(),
-                q.policy.name,
+        let message = match (self.budget, self.spent()) {
+            (Some("global"), _) => format!(
+                "The proxy's spend budget for today is spent; inference resumes in {} s",
                 self.retry_after
             ),
-            None => "Rate limit exceeded".to_owned(),
+            (Some(_), _) => format!(
+                "Your spend budget for this window is spent; retry in {} s",
+                self.retry_after
+            ),
+            (None, spent) => match spent {
+                Some(q) => format!(
+                    "Rate limit exceeded: {} requests per {} s ({} limit); retry in {} s",
+                    q.policy.limit,
+                    q.policy.window.as_secs(),
+                    q.policy.name,
+                    self.retry_after
+                ),
+                None => "Rate limit exceeded".to_owned(),
+            },
         };
         ApiError::RateLimited {
             message,
             retry_after_secs: self.retry_after,
+            budget: self.budget,
         }
     }
 
     /// The de-facto `X-RateLimit-*` trio of the tightest limit, the IETF draft's
     /// `RateLimit-Policy` and `RateLimit`, and `Retry-After` on a refusal.
     pub fn write_headers(&self, headers: &mut HeaderMap) {
+        if !self.allowed {
+            headers.insert(
+                http::header::RETRY_AFTER,
+                HeaderValue::from(self.retry_after),
+            );
+        }
         let Some(tightest) = self.tightest() else {
             return;
         };
@@ -123,12 +132,6 @@ impl Decision {
         );
         if let Ok(value) = HeaderValue::from_str(&current) {
             headers.insert(RATELIMIT, value);
-        }
-        if !self.allowed {
-            headers.insert(
-                http::header::RETRY_AFTER,
-                HeaderValue::from(self.retry_after),
-            );
         }
     }
 }

@@ -1,6 +1,6 @@
 //! `Store`: where counters live, chosen once at start-up.
 
-use super::counter::{Claim, Counted, Counter, StoreError};
+use super::counter::{BudgetState, Claim, Counted, Counter, DaySpend, StoreError};
 use super::dynamo::DynamoStore;
 use super::memory::MemoryStore;
 
@@ -20,6 +20,21 @@ impl Store {
         match self {
             Self::Memory(store) => Ok(store.increment(key, counters, expires_at, now)),
             Self::Dynamo(store) => store.increment(key, counters, expires_at).await,
+        }
+    }
+
+    pub async fn spend(
+        &self,
+        key: &str,
+        names: &[String],
+        amount: u64,
+        expires_at: u64,
+        day: Option<&DaySpend>,
+        now: u64,
+    ) -> Result<BudgetState, StoreError> {
+        match self {
+            Self::Memory(store) => Ok(store.spend(key, names, amount, expires_at, day, now)),
+            Self::Dynamo(store) => store.spend(key, names, amount, expires_at, day).await,
         }
     }
 

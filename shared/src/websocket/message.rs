@@ -163,9 +163,7 @@ impl ClientMessage {
 /// Validates the chat body as the HTTP routes do, naming fields under `data.`;
 /// answers whether to stream (the default over WebSocket).
 fn check_chat(data: &RawValue) -> Result<bool, ApiError> {
-    let value: Value = serde_json::from_str(data.get())
-        .map_err(|e| ApiError::validation("data", format!("data is not valid JSON: {e}")))?;
-    let request = validate_chat_request(&value).map_err(|error| match error {
+    let request = validate_chat_request(data.get().as_bytes()).map_err(|error| match error {
         ApiError::Validation { field, message } => ApiError::Validation {
             field: format!("data.{field}"),
             message,

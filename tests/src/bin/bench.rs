@@ -25,6 +25,7 @@ async fn main() -> ExitCode {
         "stream" => stream().await,
         "stream-lambda" => stream_lambda().await,
         "websocket" => websocket().await,
+        "bodies" => bodies().await,
         "all" => {
             async {
                 models().await?;
@@ -34,7 +35,9 @@ async fn main() -> ExitCode {
             }
             .await
         }
-        _ => Err("usage: bench models|ratelimit|stream|websocket|all|stream-lambda".to_owned()),
+        _ => Err(
+            "usage: bench models|ratelimit|stream|websocket|bodies|all|stream-lambda".to_owned(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -555,4 +558,61 @@ fn peak_rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Memory for large request bodies: the gateway's peak RSS while `n` clients at once
+/// send 6 MB chat bodies (a field of 3 million empty arrays, which a JSON tree would
+/// make tens of bytes each), for n = 8 and for the in-flight cap.
+async fn bodies() -> Result<(), String> {
+    let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
+    let base = mock.base_url();
+    let binary = std::env::var_os("BENCH_GATEWAY")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| sibling("local-gateway"));
+    let padding = "[],".repeat(2_000_000);
+    let body = format!(
+        r#"{{"model":"openai/gpt-4o","max_tokens":10,"messages":[{{"role":"user","content":"hi"}}],"x":[{}[]]}}"#,
+        padding
+    );
+    println!(
+        "bodies: {} ({PROFILE}); each body {:.1} MB",
+        binary.display(),
+        body.len() as f64 / 1e6
+    );
+    for clients in [8usize, 100] {
+        let gateway = GatewayProcess::start(
+            &binary,
+            &[
+                ("OPENROUTER_API_KEY", "bench"),
+                ("OPENROUTER_BASE_URL", &base),
+                ("LOG_LEVEL", "warn"),
+                UNLIMITED,
+                UNLIMITED_INFERENCE,
+                ("MAX_CONCURRENT_REQUESTS", "100"),
+            ],
+        )
+        .map_err(|e| e.to_string())?;
+        let before = rss_kib(gateway.pid()).unwrap_or(0);
+        let client = reqwest::Client::new();
+        let url = gateway.url("/api/v1/inference");
+        let requests = (0..clients).map(|_| {
+            let (client, url, body) = (client.clone(), url.clone(), body.clone());
+            async move {
+                client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }
+        });
+        let statuses = futures_util::future::join_all(requests).await;
+        let ok = statuses.iter().filter(|s| matches!(s, Ok(200))).count();
+        println!(
+            "  {clients:>3} bodies at once: {ok} answered 200; gateway RSS {before} KiB before, peak {} KiB",
+            peak_rss_kib(gateway.pid()).unwrap_or(0)
+        );
+    }
+    Ok(())
 }

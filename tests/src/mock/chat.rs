@@ -42,6 +42,17 @@ pub async fn answer(request: &Value, behaviour: Behaviour) -> Response {
                                         "metadata": {"provider_name": "Mock"}}});
             padded(2, Duration::from_millis(5), Bytes::from(body.to_string()))
         }
+        Behaviour::EchoWithoutCost => {
+            let mut echo = Echo::new(request);
+            echo.with_cost = false;
+            with_id(json(Body::from(echo.completion())), echo.generation_id())
+        }
+        Behaviour::Big(bytes) => {
+            let answer = json!({"id": "gen-mock-big", "object": "chat.completion", "model": "mock/big",
+                "choices": [{"index": 0, "finish_reason": "stop",
+                             "message": {"role": "assistant", "content": "A".repeat(bytes)}}]});
+            json(Body::from(answer.to_string()))
+        }
         // Stream-only scenarios asked for a JSON answer get the ordinary one.
         _ => echo(request),
     }

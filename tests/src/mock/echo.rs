@@ -14,6 +14,8 @@ const PROMPT_PRICE: f64 = 0.000_002_5;
 const COMPLETION_PRICE: f64 = 0.000_01;
 
 pub struct Echo {
+    /// Whether usage reports a cost, as OpenRouter's does today.
+    pub with_cost: bool,
     id: String,
     model: String,
     created: u64,
@@ -57,6 +59,7 @@ impl Echo {
             .map(|m| text_of(&m["content"]).split_whitespace().count() as u64 + 4)
             .sum();
         Self {
+            with_cost: true,
             id: format!(
                 "gen-{created}-mockecho{:06}",
                 NEXT.fetch_add(1, Ordering::Relaxed)
@@ -137,14 +140,21 @@ impl Echo {
         let completion_tokens = self.words.len() as u64;
         let cost =
             self.prompt_tokens as f64 * PROMPT_PRICE + completion_tokens as f64 * COMPLETION_PRICE;
-        json!({
+        let mut usage = json!({
             "prompt_tokens": self.prompt_tokens, "completion_tokens": completion_tokens,
             "total_tokens": self.prompt_tokens + completion_tokens,
             "cost": (cost * 1e9).round() / 1e9, "is_byok": false,
             "prompt_tokens_details": {"cached_tokens": 0},
             "cost_details": {"upstream_inference_cost": null},
             "completion_tokens_details": {"reasoning_tokens": 0},
-        })
+        });
+        if !self.with_cost
+            && let Some(usage) = usage.as_object_mut()
+        {
+            usage.remove("cost");
+            usage.remove("cost_details");
+        }
+        usage
     }
 }
 

@@ -10,6 +10,11 @@ use crate::fixtures;
 pub enum Behaviour {
     /// Answer as the model asked for, about the prompt: the demo's default.
     Echo,
+    /// The echo, with usage but no `cost` (as older OpenRouter answers came):
+    /// `mock/echo-nocost`.
+    EchoWithoutCost,
+    /// A JSON answer whose content is this many bytes (`mock/big-7000000`).
+    Big(usize),
     /// Answer with the captures, byte for byte: `chat-completion.json`, and the text
     /// stream (`mock/replay`).
     Replay,
@@ -66,6 +71,8 @@ impl Behaviour {
         let millis = || first.map(Duration::from_millis);
         Some(match words.join("-").as_str() {
             "echo" => Self::Echo,
+            "echo-nocost" => Self::EchoWithoutCost,
+            "big" => Self::Big(usize::try_from(first?).ok()?),
             "replay" => Self::Replay,
             "status" => Self::Status(u16::try_from(first?).ok()?),
             "stall" => Self::Stall(millis()?),

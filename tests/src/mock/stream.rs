@@ -165,7 +165,16 @@ pub async fn answer(shared: Arc<Shared>, request: &Value, behaviour: Behaviour) 
         Behaviour::StreamPaced { deltas, every } => {
             (repeated(&text, deltas, Some(every)), CAPTURE_ID.into())
         }
-        Behaviour::Echo | Behaviour::Pad { .. } | Behaviour::Reset | Behaviour::ErrorInBody(_) => {
+        Behaviour::EchoWithoutCost => {
+            let mut echo = Echo::new(request);
+            echo.with_cost = false;
+            (sends(echo.events()), echo.generation_id().to_owned())
+        }
+        Behaviour::Echo
+        | Behaviour::Big(_)
+        | Behaviour::Pad { .. }
+        | Behaviour::Reset
+        | Behaviour::ErrorInBody(_) => {
             return answer_echo(shared, request);
         }
     };

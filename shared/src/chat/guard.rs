@@ -1,0 +1,254 @@
+//! The spend guard (`docs/http-api.md`, "Spend guard") and the few edits the proxy
+//! makes to a caller's body: a request validated, checked against the model lists and
+//! the `max_tokens` cap, and given `"stream":true` or the cap where it must have them.
+//! Every other byte goes upstream as the caller wrote it.
+
+use bytes::{Bytes, BytesMut};
+
+use super::{Answering, ChatCall};
+use crate::config::GuardConfig;
+use crate::error::{ApiError, quote};
+use crate::validation::{Span, validate_chat_request};
+
+pub fn prepare(
+    raw: Bytes,
+    answering: Answering,
+    guard: &GuardConfig,
+) -> Result<ChatCall, ApiError> {
+    let request = validate_chat_request(&raw)?;
+    let stream = match (answering, request.stream) {
+        (Answering::Json, Some(true)) => {
+            return Err(ApiError::validation(
+                "stream",
+                "This endpoint answers with one JSON body; for Server-Sent Events use POST /api/v1/inference/stream \
+                 (or POST /api/v1/chat/completions with \"stream\": true)",
+            ));
+        }
+        (Answering::Sse, Some(false)) => {
+            return Err(ApiError::validation(
+                "stream",
+                "This endpoint answers with Server-Sent Events; leave stream out or set it true, \
+                 or use POST /api/v1/inference for one JSON answer",
+            ));
+        }
+        (Answering::Sse, _) => true,
+        (Answering::Json | Answering::AsAsked, asked) => asked == Some(true),
+    };
+
+    check_model("model", &request.model, guard)?;
+    for (i, fallback) in request.fallbacks.iter().enumerate() {
+        check_model(&format!("models[{i}]"), fallback, guard)?;
+    }
+    for (field, asked) in [
+        ("max_tokens", request.max_tokens),
+        ("max_completion_tokens", request.max_completion_tokens),
+    ] {
+        if asked.is_some_and(|n| n > guard.max_tokens_cap) {
+            return Err(ApiError::validation(
+                field,
+                format!(
+                    "{field} may be at most {} on this proxy",
+                    guard.max_tokens_cap
+                ),
+            ));
+        }
+    }
+
+    let mut edits = Edits::default();
+    if stream && request.stream.is_none() {
+        match request.stream_at {
+            // `"stream": null` becomes `true`: adding a second `stream` key would be
+            // read last-wins upstream.
+            Some(at) => edits.replace(at, "true".into()),
+            None => edits.insert("\"stream\":true,".into()),
+        }
+    }
+    if request.max_tokens.is_none() && request.max_completion_tokens.is_none() {
+        let cap = guard.max_tokens_cap.to_string();
+        match request.max_tokens_null_at {
+            Some(at) => edits.replace(at, cap),
+            None => edits.insert(format!("\"max_tokens\":{cap},")),
+        }
+    }
+    Ok(ChatCall {
+        body: edits.apply(raw),
+        model: request.model,
+        stream,
+    })
+}
+
+/// A model must be on `MODEL_ALLOWLIST` (when there is one) and not on `MODEL_DENYLIST`.
+fn check_model(field: &str, model: &str, guard: &GuardConfig) -> Result<(), ApiError> {
+    let allowed =
+        guard.model_allowlist.is_empty() || guard.model_allowlist.iter().any(|p| p.matches(model));
+    let denied = guard.model_denylist.iter().any(|p| p.matches(model));
+    if allowed && !denied {
+        return Ok(());
+    }
+    Err(ApiError::validation(
+        field,
+        format!(
+            "The model {:?} is not available on this proxy",
+            quote(model)
+        ),
+    ))
+}
+
+/// Changes to the caller's bytes: text inserted after the opening brace, and values
+/// replaced in place.
+#[derive(Default)]
+struct Edits {
+    insert: String,
+    replace: Vec<(Span, String)>,
+}
+
+impl Edits {
+    fn insert(&mut self, text: String) {
+        self.insert.push_str(&text);
+    }
+
+    fn replace(&mut self, at: Span, text: String) {
+        self.replace.push((at, text));
+    }
+
+    fn apply(mut self, raw: Bytes) -> Bytes {
+        if self.insert.is_empty() && self.replace.is_empty() {
+            return raw;
+        }
+        self.replace.sort_by_key(|(at, _)| at.start);
+        let brace = raw.iter().position(|b| *b == b'{').unwrap_or(0);
+        let mut out = BytesMut::with_capacity(raw.len() + self.insert.len() + 16);
+        out.extend_from_slice(&raw[..=brace]);
+        out.extend_from_slice(self.insert.as_bytes());
+        let mut from = brace + 1;
+        for (at, text) in &self.replace {
+            if at.start < from || at.start + at.len > raw.len() {
+                continue;
+            }
+            out.extend_from_slice(&raw[from..at.start]);
+            out.extend_from_slice(text.as_bytes());
+            from = at.start + at.len;
+        }
+        out.extend_from_slice(&raw[from..]);
+        out.freeze()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn guard(vars: &[(&str, &str)]) -> GuardConfig {
+        Config::from_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+        .unwrap()
+        .guard
+    }
+
+    const CHAT: &str = r#"  { "model" : "m", "messages":[{"role":"user","content":"hi"}] }"#;
+
+    fn prepared(raw: &str, answering: Answering) -> Result<ChatCall, ApiError> {
+        prepare(
+            Bytes::copy_from_slice(raw.as_bytes()),
+            answering,
+            &guard(&[]),
+        )
+    }
+
+    #[test]
+    fn stream_and_the_cap_are_added_without_touching_the_rest() {
+        let call = prepared(CHAT, Answering::Sse).unwrap();
+        assert!(call.stream);
+        assert_eq!(
+            &call.body[..],
+            br#"  {"stream":true,"max_tokens":4096, "model" : "m", "messages":[{"role":"user","content":"hi"}] }"#
+        );
+        let call = prepared(
+            r#"{"model":"m","stream":null,"max_tokens":null,"messages":[{"role":"user","content":"x"}]}"#,
+            Answering::Sse,
+        )
+        .unwrap();
+        assert_eq!(
+            &call.body[..],
+            br#"{"model":"m","stream":true,"max_tokens":4096,"messages":[{"role":"user","content":"x"}]}"#
+        );
+    }
+
+    #[test]
+    fn each_route_answers_as_documented() {
+        let body = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}"#;
+        let json = prepared(body, Answering::Json).unwrap();
+        assert!(!json.stream);
+        assert_eq!(&json.body[..], body.as_bytes(), "nothing to add");
+        assert!(!prepared(body, Answering::AsAsked).unwrap().stream);
+
+        let streamed = r#"{"model":"m","max_tokens":5,"messages":[{"role":"user","content":"hi"}],"stream":true}"#;
+        assert!(prepared(streamed, Answering::AsAsked).unwrap().stream);
+        assert_eq!(
+            &prepared(streamed, Answering::Sse).unwrap().body[..],
+            streamed.as_bytes()
+        );
+        assert!(prepared(streamed, Answering::Json).is_err());
+        let not_streamed =
+            r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"stream":false}"#;
+        assert!(prepared(not_streamed, Answering::Sse).is_err());
+    }
+
+    #[test]
+    fn the_cap_and_the_model_lists_hold() {
+        let g = guard(&[
+            ("MAX_TOKENS_CAP", "100"),
+            ("MODEL_DENYLIST", "*:online"),
+            ("MODEL_ALLOWLIST", "openai/*,anthropic/*"),
+        ]);
+        let field = |raw: &str| match prepare(
+            Bytes::copy_from_slice(raw.as_bytes()),
+            Answering::Json,
+            &g,
+        ) {
+            Err(ApiError::Validation { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let m = r#""messages":[{"role":"user","content":"x"}]"#;
+        assert_eq!(
+            field(&format!(
+                r#"{{"model":"openai/gpt-4o","max_tokens":101,{m}}}"#
+            )),
+            "max_tokens"
+        );
+        assert_eq!(
+            field(&format!(
+                r#"{{"model":"openai/gpt-4o","max_completion_tokens":101,{m}}}"#
+            )),
+            "max_completion_tokens"
+        );
+        assert_eq!(
+            field(&format!(r#"{{"model":"google/gemini",{m}}}"#)),
+            "model"
+        );
+        assert_eq!(
+            field(&format!(r#"{{"model":"openai/gpt-4o:online",{m}}}"#)),
+            "model"
+        );
+        assert_eq!(
+            field(&format!(
+                r#"{{"model":"openai/gpt-4o","models":["anthropic/x","meta/y"],{m}}}"#
+            )),
+            "models[1]"
+        );
+        assert!(
+            prepare(
+                Bytes::from(format!(
+                    r#"{{"model":"openai/gpt-4o","max_tokens":100,{m}}}"#
+                )),
+                Answering::Json,
+                &g
+            )
+            .is_ok()
+        );
+    }
+}

@@ -1,4 +1,4 @@
-//! `PathParam`: a route's one path parameter, percent-decoded, with axum's rejection
+//! `PathParam`: a route's path parameters, percent-decoded, with axum's rejection
 //! (a path that does not decode to UTF-8, `/api/v1/models/%ff`) answered in the shape of
 //! `docs/errors.md` rather than axum's plain text.
 
@@ -7,13 +7,14 @@ use http::request::Parts;
 
 use crate::error::ApiError;
 
-pub struct PathParam(pub String);
+/// One parameter (`PathParam<String>`) or several (`PathParam<(String, String)>`).
+pub struct PathParam<T = String>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for PathParam {
+impl<S: Send + Sync, T: serde::de::DeserializeOwned + Send> FromRequestParts<S> for PathParam<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<String>::from_request_parts(parts, state)
+        Path::<T>::from_request_parts(parts, state)
             .await
             .map(|Path(value)| Self(value))
             .map_err(|_| {

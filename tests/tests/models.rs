@@ -269,10 +269,8 @@ async fn unknown_things_are_404_and_bad_parameters_400() {
     for (path, field) in [
         ("/api/v1/models?limit=abc", "limit"),
         ("/api/v1/models?limit=0", "limit"),
-        ("/api/v1/models?limit=101", "limit"),
         ("/api/v1/models?offset=-1", "offset"),
         ("/api/v1/models?offset=x", "offset"),
-        ("/api/v1/models/top?limit=500", "limit"),
         ("/api/v1/models/search", "q"),
         ("/api/v1/models/search?q=", "q"),
         ("/api/v1/models/search?q=a&limit=0", "limit"),
@@ -466,6 +464,183 @@ async fn a_catalogue_missing_optional_fields_never_fails() {
         assert_eq!(status, 200, "{path}: {body}");
     }
     let (_, _, body) = get(&gateway, "/api/v1/models/old/bare").await;
-    assert_eq!(body["data"]["is_moderated"], Value::Null);
+    assert_eq!(body["data"]["is_moderated"], false);
     assert_eq!(body["data"]["max_completion_tokens"], Value::Null);
+    assert_eq!(body["data"]["supported_parameters"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn a_limit_over_the_maximum_is_clamped_and_links_lead_on() {
+    let (_mock, gateway) = setup(&[]).await;
+    let all = catalogue();
+    let (status, _, first) = get(&gateway, "/api/v1/models?limit=500").await;
+    assert_eq!(status, 200);
+    assert_eq!(first["pagination"]["limit"], 100, "the limit used");
+    assert_eq!(ids(&first).len(), 100);
+    assert_eq!(first["total_count"], all.len());
+    let next = first["links"]["next"].as_str().unwrap();
+    assert!(next.starts_with(&gateway.url("/api/v1/models?")), "{next}");
+    let second: Value = reqwest::get(next).await.unwrap().json().await.unwrap();
+    assert_eq!(second["pagination"]["offset"], 100);
+    assert_eq!(
+        ids(&second)[0],
+        all[100]["id"].as_str().unwrap(),
+        "the next page starts where the first ended"
+    );
+    let (_, _, last) = get(
+        &gateway,
+        &format!("/api/v1/models?offset={}", all.len() - 1),
+    )
+    .await;
+    assert_eq!(last["links"]["next"], Value::Null);
+}
+
+#[tokio::test]
+async fn openrouters_filters_and_sorts_are_answered_from_the_catalogue() {
+    let (_mock, gateway) = setup(&[]).await;
+    let all = catalogue();
+    let strings = |value: &Value| -> Vec<String> {
+        value
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let price = |m: &Value, field: &str| -> f64 {
+        m["pricing"][field]
+            .as_str()
+            .unwrap()
+            .parse::<f64>()
+            .unwrap()
+            * 1e6
+    };
+    // (query, what the fixture says admits a model)
+    type Admits<'a> = Box<dyn Fn(&Value) -> bool + 'a>;
+    let cases: Vec<(&str, Admits)> = vec![
+        (
+            "supported_parameters=tools",
+            Box::new(|m| strings(&m["supported_parameters"]).contains(&"tools".to_owned())),
+        ),
+        (
+            "supported_parameters=tools,response_format",
+            Box::new(|m| {
+                let p = strings(&m["supported_parameters"]);
+                p.contains(&"tools".to_owned()) && p.contains(&"response_format".to_owned())
+            }),
+        ),
+        (
+            "input_modalities=image",
+            Box::new(|m| {
+                strings(&m["architecture"]["input_modalities"]).contains(&"image".to_owned())
+            }),
+        ),
+        (
+            "output_modalities=image",
+            Box::new(|m| {
+                strings(&m["architecture"]["output_modalities"]).contains(&"image".to_owned())
+            }),
+        ),
+        (
+            "context=200000",
+            Box::new(|m| m["context_length"].as_u64().unwrap_or(0) >= 200_000),
+        ),
+        (
+            "max_price=1",
+            Box::new(|m| (0.0..=1.0).contains(&price(m, "prompt"))),
+        ),
+        (
+            "model_authors=anthropic,google",
+            Box::new(|m| {
+                let id = m["id"].as_str().unwrap();
+                id.starts_with("anthropic/") || id.starts_with("google/")
+            }),
+        ),
+        ("q=flash", Box::new(|m| text_matches(m, "flash"))),
+    ];
+    for (query, admits) in cases {
+        let expected: Vec<&str> = all
+            .iter()
+            .filter(|m| admits(m))
+            .map(|m| m["id"].as_str().unwrap())
+            .collect();
+        assert!(
+            !expected.is_empty() && expected.len() < all.len(),
+            "{query}: a filter that filters"
+        );
+        let (status, _, body) = get(&gateway, &format!("/api/v1/models?{query}&limit=100")).await;
+        assert_eq!(status, 200, "{query}");
+        assert_eq!(body["total_count"], expected.len(), "{query}");
+        assert_eq!(
+            ids(&body),
+            expected.iter().take(100).copied().collect::<Vec<_>>(),
+            "{query}"
+        );
+        let (_, _, count) = get(&gateway, &format!("/api/v1/models/count?{query}")).await;
+        assert_eq!(count["data"]["count"], expected.len(), "{query}");
+    }
+
+    // Cheapest first (the average of prompt and completion price), as OpenRouter sorts.
+    let (_, _, body) = get(
+        &gateway,
+        "/api/v1/models?sort=pricing-low-to-high&limit=100",
+    )
+    .await;
+    let averages: Vec<f64> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (price(m, "prompt") + price(m, "completion")) / 2.0)
+        .filter(|p| *p >= 0.0)
+        .collect();
+    assert!(averages.windows(2).all(|w| w[0] <= w[1]), "{averages:?}");
+    // A sort the catalogue cannot answer keeps OpenRouter's order; unknown parameters
+    // are ignored.
+    let (_, _, popular) = get(&gateway, "/api/v1/models?sort=most-popular&made_up=1").await;
+    let (_, _, plain) = get(&gateway, "/api/v1/models").await;
+    assert_eq!(ids(&popular), ids(&plain));
+}
+
+#[tokio::test]
+async fn openrouters_single_model_and_endpoints_calls() {
+    let (mock, gateway) = setup(&[]).await;
+    let all = catalogue();
+    let model = all.iter().find(|m| m["id"] == "openai/gpt-4o").unwrap();
+    let (status, _, body) = get(&gateway, "/api/v1/model/openai/gpt-4o").await;
+    assert_eq!(status, 200);
+    assert_eq!(body["data"]["id"], "openai/gpt-4o");
+    assert_eq!(body["data"]["canonical_slug"], model["canonical_slug"]);
+
+    // The model by id also carries OpenAI's model object at the top level.
+    let (_, _, body) = get(&gateway, "/api/v1/models/openai/gpt-4o").await;
+    assert_eq!(body["id"], "openai/gpt-4o");
+    assert_eq!(body["object"], "model");
+    assert_eq!(body["owned_by"], "openai");
+    assert_eq!(body["created"], model["created"]);
+
+    // Endpoints are OpenRouter's answer, relayed and cached.
+    for _ in 0..2 {
+        let (status, headers, body) = get(&gateway, "/api/v1/models/openai/gpt-4o/endpoints").await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["data"]["id"], "openai/gpt-4o");
+        assert!(
+            body["data"]["endpoints"]
+                .as_array()
+                .is_some_and(|e| !e.is_empty())
+        );
+        assert!(headers.get("x-models-cache").is_some());
+    }
+    let relayed = mock
+        .received()
+        .iter()
+        .filter(|r| r.path == "/api/v1/models/openai/gpt-4o/endpoints")
+        .count();
+    assert_eq!(relayed, 1, "the second answer came from the cache");
+    let (status, _, _) = get(&gateway, "/api/v1/models/nobody/nothing/endpoints").await;
+    assert_eq!(status, 404, "only models the catalogue lists are relayed");
+    let (status, _, _) = get(&gateway, "/api/v1/model/nobody/nothing").await;
+    assert_eq!(status, 404);
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use http::request::Parts;
 use http::{HeaderValue, StatusCode, header};
 use llm_proxy_shared::catalog::CacheState;
@@ -50,8 +51,9 @@ impl CatalogAnswer {
         Self { state, fresh_for }
     }
 
-    pub fn respond(&self, body: String, conditional: &Conditional) -> Response {
-        let etag = format!("W/\"{:016x}\"", fnv1a(body.as_bytes()));
+    pub fn respond(&self, body: impl Into<Bytes>, conditional: &Conditional) -> Response {
+        let body: Bytes = body.into();
+        let etag = format!("W/\"{:016x}\"", fnv1a(&body));
         let cache_control = format!("public, max-age={}", self.fresh_for.as_secs());
         let mut response = if conditional.matches(&etag) {
             StatusCode::NOT_MODIFIED.into_response()

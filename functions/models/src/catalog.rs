@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 
 use crate::cached::{CatalogAnswer, Conditional};
 use crate::query::Params;
+use crate::request_url::RequestUrl;
 
 type Catalog = State<Arc<AppState>>;
 
@@ -36,45 +37,78 @@ fn push_models<'a>(out: &mut String, models: impl Iterator<Item = &'a Model>) {
     out.push(']');
 }
 
-/// GET /api/v1/models?provider=&search=&limit=&offset=
+/// GET /api/v1/models: a page of the models the query's filters admit, in its order,
+/// with the documented `pagination` and OpenRouter's `total_count` and `links.next`.
 pub async fn list(
     State(app): Catalog,
     RawQuery(query): RawQuery,
+    url: RequestUrl,
     conditional: Conditional,
 ) -> Result<Response, ApiError> {
     let params = Params::parse(query.as_deref());
     let limit = params.limit("limit", 50)?;
     let offset = params.offset("offset")?;
-    let provider = params.text("provider").map(str::to_lowercase);
-    let search = params.text("search").map(str::to_lowercase);
+    let filters = params.model_query()?;
     let (index, answer) = index(&app).await?;
-
-    let candidates: Box<dyn Iterator<Item = &Model>> = match provider.as_deref() {
-        Some(p) => match index.by_provider(p) {
-            Some(models) => Box::new(models),
-            None => Box::new(std::iter::empty()),
-        },
-        None => Box::new(index.all()),
-    };
-    let mut total = 0usize;
-    let mut page = Vec::with_capacity(limit);
-    for model in candidates.filter(|m| search.as_deref().is_none_or(|s| m.matches(s))) {
-        if total >= offset && page.len() < limit {
-            page.push(model);
-        }
-        total += 1;
-    }
-    let mut body =
-        String::with_capacity(page.iter().map(|m| m.json.get().len() + 1).sum::<usize>() + 128);
+    let matched = index.select(&filters, now_secs());
+    let total = matched.len();
+    let page = matched.iter().copied().skip(offset).take(limit);
+    let has_more = offset.saturating_add(limit) < total;
+    let next = has_more.then(|| format!("{}?{}", url.0, params.with_page(offset + limit, limit)));
+    let mut body = String::with_capacity(limit.min(total) * 2048 + 256);
     body.push_str("{\"data\":");
-    push_models(&mut body, page.into_iter());
-    let pagination = json!({
-        "total": total, "limit": limit, "offset": offset, "hasMore": offset.saturating_add(limit) < total,
+    push_models(&mut body, page);
+    let rest = json!({
+        "pagination": {"total": total, "limit": limit, "offset": offset, "hasMore": has_more},
+        "total_count": total,
+        "links": {"next": next},
     });
-    body.push_str(",\"pagination\":");
-    body.push_str(&pagination.to_string());
+    // The rest of the object, after the data: `{"data":[...],"pagination":...}`.
+    let rest = rest.to_string();
+    body.push(',');
+    body.push_str(rest.strip_prefix('{').unwrap_or(&rest));
+    Ok(answer.respond(body, &conditional))
+}
+
+/// GET /api/v1/models/count: how many models the query's filters admit, in
+/// OpenRouter's shape.
+pub async fn count(
+    State(app): Catalog,
+    RawQuery(query): RawQuery,
+    conditional: Conditional,
+) -> Result<Response, ApiError> {
+    let filters = Params::parse(query.as_deref()).model_query()?;
+    let (index, answer) = index(&app).await?;
+    let count = index.select(&filters, now_secs()).len();
+    Ok(answer.respond(json!({"data": {"count": count}}).to_string(), &conditional))
+}
+
+/// GET /api/v1/model/{author}/{slug}: one model, in OpenRouter's shape `{data: model}`.
+pub async fn model_by_slug(
+    State(app): Catalog,
+    PathParam((author, slug)): PathParam<(String, String)>,
+    conditional: Conditional,
+) -> Result<Response, ApiError> {
+    let (index, answer) = index(&app).await?;
+    let id = format!("{author}/{slug}");
+    let Some(model) = index.get(&id) else {
+        return Err(no_model(&id));
+    };
+    let mut body = String::with_capacity(model.json.get().len() + 10);
+    body.push_str("{\"data\":");
+    body.push_str(model.json.get());
     body.push('}');
     Ok(answer.respond(body, &conditional))
+}
+
+fn no_model(id: &str) -> ApiError {
+    ApiError::not_found(format!("No model with id {:?}", quote(id)))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// GET /api/v1/models/top?limit= — largest context first, ties by id.
@@ -159,9 +193,11 @@ pub async fn provider(
     ))
 }
 
-/// GET /api/v1/models/{id}, /{id}/parameters, /{id}/pricing. Ids hold `/`, `:` and `.`
-/// (`meta-llama/llama-3.1-8b-instruct:free`), so the whole rest of the path is read
-/// and an exact id wins over a suffix.
+/// GET /api/v1/models/{id}, /{id}/parameters, /{id}/pricing, /{id}/endpoints. Ids hold
+/// `/`, `:` and `.` (`meta-llama/llama-3.1-8b-instruct:free`), so the whole rest of the
+/// path is read and an exact id wins over a suffix. The model itself also carries
+/// OpenAI's `id`, `object`, `created` and `owned_by` at the top level, for an OpenAI
+/// SDK's `models.retrieve`.
 pub async fn model(
     State(app): Catalog,
     PathParam(rest): PathParam,
@@ -170,10 +206,14 @@ pub async fn model(
     let (index, answer) = index(&app).await?;
     let rest = rest.trim_end_matches('/');
     if let Some(model) = index.get(rest) {
-        let mut body = String::with_capacity(model.json.get().len() + 10);
+        let top = json!({"id": model.id, "object": "model", "created": model.created,
+                         "owned_by": model.provider()})
+        .to_string();
+        let mut body = String::with_capacity(model.json.get().len() + top.len() + 10);
         body.push_str("{\"data\":");
         body.push_str(model.json.get());
-        body.push('}');
+        body.push(',');
+        body.push_str(top.strip_prefix('{').unwrap_or(&top));
         return Ok(answer.respond(body, &conditional));
     }
     let found = |suffix: &str| rest.strip_suffix(suffix).and_then(|id| index.get(id));
@@ -185,12 +225,14 @@ pub async fn model(
         let body = json!({"data": {"model": model.id, "pricing": model.pricing}});
         return Ok(answer.respond(body.to_string(), &conditional));
     }
-    let id = rest
-        .strip_suffix("/parameters")
-        .or_else(|| rest.strip_suffix("/pricing"))
+    if let Some(model) = found("/endpoints") {
+        let (body, state) = app.catalog.endpoints(&model.id).await?;
+        let answer = CatalogAnswer::new(state, app.config.catalog.ttl);
+        return Ok(answer.respond(body, &conditional));
+    }
+    let id = ["/parameters", "/pricing", "/endpoints"]
+        .iter()
+        .find_map(|suffix| rest.strip_suffix(suffix))
         .unwrap_or(rest);
-    Err(ApiError::not_found(format!(
-        "No model with id {:?}",
-        quote(id)
-    )))
+    Err(no_model(id))
 }

@@ -3,26 +3,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-/// One model as the proxy serves it.
-#[derive(Debug)]
-pub struct Model {
-    pub id: String,
-    pub name: Value,
-    pub description: Value,
-    pub context_length: Value,
-    pub pricing: Value,
-    pub supported_parameters: Value,
-    /// The model object OpenRouter sent, every field kept, plus the documented
-    /// `is_moderated` and `max_completion_tokens` lifted from `top_provider`;
-    /// serialised once at index time.
-    pub json: Box<RawValue>,
-    /// Lower-cased id, name and description for case-insensitive search.
-    search_text: String,
-    context_sort: u64,
-}
+use super::model::{Model, provider_of};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IndexError {
@@ -36,16 +19,13 @@ pub enum IndexError {
 pub struct ModelIndex {
     /// In OpenRouter's order (newest first).
     models: Vec<Model>,
+    /// By id, and by canonical slug (`openai/gpt-4o-2024-05-13`), which OpenRouter's
+    /// own links use.
     by_id: HashMap<String, usize>,
     /// Provider → positions in `models`, providers sorted.
     by_provider: BTreeMap<String, Vec<usize>>,
     /// Positions by context length, largest first, ties by id.
     by_context: Vec<usize>,
-}
-
-/// A provider is the part of a model id before `/`.
-pub fn provider_of(id: &str) -> &str {
-    id.split_once('/').map_or(id, |(provider, _)| provider)
 }
 
 impl ModelIndex {
@@ -78,6 +58,9 @@ impl ModelIndex {
                 keep.push(model);
             }
         }
+        for (i, model) in keep.iter().enumerate() {
+            by_id.entry(model.canonical_slug.clone()).or_insert(i);
+        }
         let models = keep;
         let mut by_provider: BTreeMap<String, Vec<usize>> = BTreeMap::new();
         for (i, model) in models.iter().enumerate() {
@@ -89,8 +72,9 @@ impl ModelIndex {
         let mut by_context: Vec<usize> = (0..models.len()).collect();
         by_context.sort_by(|&a, &b| {
             models[b]
-                .context_sort
-                .cmp(&models[a].context_sort)
+                .facts
+                .context
+                .cmp(&models[a].facts.context)
                 .then_with(|| models[a].id.cmp(&models[b].id))
         });
         Self {
@@ -113,6 +97,7 @@ impl ModelIndex {
         self.models.iter()
     }
 
+    /// A model by its id or its canonical slug.
     pub fn get(&self, id: &str) -> Option<&Model> {
         self.by_id.get(id).map(|&i| &self.models[i])
     }
@@ -133,67 +118,6 @@ impl ModelIndex {
     }
 }
 
-impl Model {
-    fn from_object(mut object: Map<String, Value>) -> Option<Self> {
-        let id = object.get("id")?.as_str()?.to_owned();
-        let top_provider = object.get("top_provider").cloned().unwrap_or(Value::Null);
-        // The documented model shape (`docs/http-api.md`) carries these two at the
-        // top level; OpenRouter keeps them under `top_provider`.
-        if !object.contains_key("is_moderated") {
-            let moderated = top_provider
-                .get("is_moderated")
-                .cloned()
-                .unwrap_or(Value::Null);
-            object.insert("is_moderated".into(), moderated);
-        }
-        if !object.contains_key("max_completion_tokens") {
-            let max = top_provider
-                .get("max_completion_tokens")
-                .cloned()
-                .unwrap_or(Value::Null);
-            object.insert("max_completion_tokens".into(), max);
-        }
-        let field = |name: &str| object.get(name).cloned().unwrap_or(Value::Null);
-        let name = field("name");
-        let description = field("description");
-        let context_length = field("context_length");
-        let context_sort = context_length
-            .as_u64()
-            .or_else(|| context_length.as_f64().map(|f| f.max(0.0) as u64))
-            .unwrap_or(0);
-        let mut search_text = id.to_lowercase();
-        for text in [&name, &description] {
-            if let Some(text) = text.as_str() {
-                search_text.push('\n');
-                search_text.push_str(&text.to_lowercase());
-            }
-        }
-        let pricing = field("pricing");
-        let supported_parameters = field("supported_parameters");
-        let json = serde_json::value::to_raw_value(&object).ok()?;
-        Some(Self {
-            id,
-            name,
-            description,
-            context_length,
-            pricing,
-            supported_parameters,
-            json,
-            search_text,
-            context_sort,
-        })
-    }
-
-    /// `needle` must already be lower-case.
-    pub fn matches(&self, needle: &str) -> bool {
-        self.search_text.contains(needle)
-    }
-
-    pub fn provider(&self) -> &str {
-        provider_of(&self.id)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,22 +125,6 @@ mod tests {
 
     fn index(data: Value) -> ModelIndex {
         ModelIndex::parse(json!({ "data": data }).to_string().as_bytes()).unwrap()
-    }
-
-    #[test]
-    fn keeps_every_field_and_lifts_moderation_and_max_tokens() {
-        let idx = index(json!([{
-            "id": "openai/gpt-4o", "name": "GPT-4o", "context_length": 128000,
-            "architecture": {"modality": "text+image->text"},
-            "top_provider": {"is_moderated": true, "max_completion_tokens": 4096},
-            "pricing": {"prompt": "0.0000025", "completion": "0.00001", "image": "0.003613"}
-        }]));
-        let model: Value =
-            serde_json::from_str(idx.get("openai/gpt-4o").unwrap().json.get()).unwrap();
-        assert_eq!(model["is_moderated"], true);
-        assert_eq!(model["max_completion_tokens"], 4096);
-        assert_eq!(model["architecture"]["modality"], "text+image->text");
-        assert_eq!(model["pricing"]["image"], "0.003613");
     }
 
     #[test]
@@ -230,7 +138,7 @@ mod tests {
         ]));
         assert_eq!(idx.len(), 2);
         let model: Value = serde_json::from_str(idx.get("a/only-id").unwrap().json.get()).unwrap();
-        assert_eq!(model["is_moderated"], Value::Null);
+        assert_eq!(model["is_moderated"], false, "not known to be moderated");
         assert_eq!(idx.by_context_length().count(), 2);
     }
 

@@ -6,12 +6,19 @@
 //! concurrent requests share one upstream fetch (single flight).
 
 mod index;
+mod model;
+mod query;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-pub use index::{IndexError, Model, ModelIndex, provider_of};
+pub use index::{IndexError, ModelIndex};
+pub use model::{Facts, Model, provider_of};
+pub use query::{ModelQuery, Range, Sort};
+
+use bytes::Bytes;
 
 use crate::error::{ApiError, Chain, UpstreamError};
 use crate::openrouter::{OpenRouterClient, OpenRouterError};
@@ -81,6 +88,10 @@ struct Snapshot {
 pub struct ModelCatalog {
     client: OpenRouterClient,
     ttl: Duration,
+    /// OpenRouter's endpoints answer per model, fetched on demand, kept as long as the
+    /// catalogue is; only for models the catalogue lists, so it holds at most one
+    /// entry per model.
+    endpoints: Mutex<HashMap<String, (Instant, Bytes)>>,
     current: RwLock<Option<Snapshot>>,
     /// Held by whoever is fetching: one upstream fetch at a time.
     fetch_lock: tokio::sync::Mutex<()>,
@@ -93,6 +104,7 @@ impl ModelCatalog {
         Arc::new(Self {
             client,
             ttl,
+            endpoints: Mutex::new(HashMap::new()),
             current: RwLock::new(None),
             fetch_lock: tokio::sync::Mutex::new(()),
             refreshing: AtomicBool::new(false),
@@ -133,6 +145,39 @@ impl ModelCatalog {
                 self.set_failure(Some(error.clone()));
                 Err(error)
             }
+        }
+    }
+
+    /// OpenRouter's answer for a model's provider endpoints (`model` is an id the
+    /// catalogue lists), cached like the catalogue; a stale copy is served when a
+    /// refresh fails.
+    pub async fn endpoints(&self, model: &str) -> Result<(Bytes, CacheState), ApiError> {
+        let cached = self
+            .endpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(model)
+            .cloned();
+        if let Some((at, body)) = &cached
+            && at.elapsed() < self.ttl
+        {
+            return Ok((body.clone(), CacheState::Fresh));
+        }
+        match self.client.endpoints(model).await {
+            Ok(body) => {
+                self.endpoints
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(model.to_owned(), (Instant::now(), body.clone()));
+                Ok((body, CacheState::Miss))
+            }
+            Err(error) => match cached {
+                Some((_, body)) => {
+                    tracing::warn!(error = %Chain(&error), "model endpoints refresh failed; serving the stale copy");
+                    Ok((body, CacheState::StaleIfError))
+                }
+                None => Err(error.into()),
+            },
         }
     }
 

@@ -160,6 +160,20 @@ impl OpenRouterClient {
         self.read_body(response, CATALOG_LIMIT).await
     }
 
+    /// OpenRouter's provider endpoints for one model (`author/slug`). Like the
+    /// catalogue, it needs no key.
+    pub async fn endpoints(&self, model: &str) -> Result<Bytes, OpenRouterError> {
+        let request = self
+            .http
+            .get(format!("{}/models/{model}/endpoints", self.base_url))
+            .header(http::header::ACCEPT, "application/json");
+        let response = self.send(request).await?;
+        if !response.status().is_success() {
+            return Err(self.error_from_response(Call::Catalog, response).await);
+        }
+        self.read_body(response, CATALOG_LIMIT).await
+    }
+
     async fn send(
         &self,
         request: reqwest::RequestBuilder,

@@ -7,10 +7,11 @@
 //! `mock/stall-5000`, ...: usable from curl and across processes, see [`scenario`]) or
 //! for every request by [`MockOpenRouter::set_behaviour`]. Every request is recorded.
 //!
-//! Layout: `scenario` (what to do), `chat` and `stream` (answers), `echo` (the demo
-//! answer), `errors` (OpenRouter's error bodies), `shared` (what handlers and tests
-//! share); this module is the server.
+//! Layout: `scenario` (what to do), `chat` and `stream` (answers), `catalogue` (the
+//! endpoints answer), `echo` (the demo answer), `errors` (OpenRouter's error bodies),
+//! `shared` (what handlers and tests share); this module is the server.
 
+mod catalogue;
 mod chat;
 mod echo;
 mod errors;
@@ -67,6 +68,7 @@ impl MockOpenRouter {
         let app = Router::new()
             .route("/api/v1/chat/completions", post(chat))
             .route("/api/v1/models", get(models))
+            .route("/api/v1/models/{author}/{slug}/endpoints", get(endpoints))
             .fallback(not_found)
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
@@ -230,6 +232,21 @@ async fn models(State(shared): State<Arc<Shared>>, request: Request) -> Response
         HeaderValue::from_static("public, max-age=300"),
     );
     response
+}
+
+async fn endpoints(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path((author, slug)): axum::extract::Path<(String, String)>,
+    request: Request,
+) -> Response {
+    record(&shared, request).await;
+    let body = lock(&shared.models_body)
+        .clone()
+        .unwrap_or_else(fixtures::models);
+    match catalogue::endpoints(&body, &format!("{author}/{slug}")) {
+        Some(answer) => chat::json(Body::from(answer.to_string())),
+        None => errors::openrouter(404, "Model not found"),
+    }
 }
 
 async fn not_found(State(shared): State<Arc<Shared>>, request: Request) -> Response {

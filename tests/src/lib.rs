@@ -10,6 +10,7 @@ pub mod lambda;
 pub mod lambda_api;
 pub mod mock;
 pub mod process;
+pub mod python;
 pub mod ws;
 
 pub use gateway::{Gateway, GatewayProcess};

@@ -10,7 +10,7 @@
     reason = "a test fails loudly"
 )]
 
-use llm_proxy_tests::gateway::workspace_root;
+use llm_proxy_tests::python::run_check;
 use llm_proxy_tests::{Gateway, MockOpenRouter, fixtures};
 use serde_json::{Value, json};
 
@@ -69,11 +69,6 @@ fn expected(catalogue: &Value) -> Value {
 }
 
 async fn run_sdks(catalogue: Value) {
-    let python = workspace_root().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "the SDKs are installed into .venv by scripts/test; run that"
-    );
     let mock = MockOpenRouter::start().await.unwrap();
     mock.set_models_body(catalogue.to_string().into());
     let base = mock.base_url();
@@ -83,26 +78,12 @@ async fn run_sdks(catalogue: Value) {
     ])
     .await
     .unwrap();
-    let script = workspace_root().join("tests/catalogue_sdk_check.py");
-    let (base_url, expected) = (gateway.url("/api/v1"), expected(&catalogue).to_string());
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(script)
-            .arg(base_url)
-            .arg(expected)
-            .env("NO_PROXY", "*")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(
-        stdout.contains("all catalogue SDK checks passed"),
-        "{stdout}"
-    );
+    run_check(
+        "catalogue_sdk_check.py",
+        vec![gateway.url("/api/v1"), expected(&catalogue).to_string()],
+        "all catalogue SDK checks passed",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,16 +8,11 @@
     reason = "a test fails loudly"
 )]
 
-use llm_proxy_tests::gateway::workspace_root;
+use llm_proxy_tests::python::run_check;
 use llm_proxy_tests::{Gateway, MockOpenRouter};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_openai_python_sdk_works_unchanged() {
-    let python = workspace_root().join(".venv/bin/python");
-    assert!(
-        python.is_file(),
-        "the OpenAI SDK is installed into .venv by scripts/test; run that"
-    );
     let mock = MockOpenRouter::start().await.unwrap();
     let base = mock.base_url();
     let gateway = Gateway::start(&[
@@ -26,22 +21,12 @@ async fn the_openai_python_sdk_works_unchanged() {
     ])
     .await
     .unwrap();
-    let script = workspace_root().join("tests/openai_sdk_check.py");
-    let base_url = gateway.url("/api/v1");
-    let output = tokio::task::spawn_blocking(move || {
-        std::process::Command::new(python)
-            .arg(script)
-            .arg(base_url)
-            .env("NO_PROXY", "*")
-            .output()
-            .unwrap()
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("all OpenAI SDK checks passed"), "{stdout}");
+    run_check(
+        "openai_sdk_check.py",
+        vec![gateway.url("/api/v1")],
+        "all OpenAI SDK checks passed",
+    )
+    .await;
     // The SDK's own key never goes upstream; the proxy's does.
     for request in mock.received() {
         assert_eq!(request.headers["authorization"], "Bearer sk-or-v1-sdk");

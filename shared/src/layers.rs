@@ -75,6 +75,34 @@ pub fn apply(router: Router, state: &AppState) -> Router {
     router
 }
 
+/// For the streaming runtime: API Gateway's streaming prelude takes one string per
+/// header, and `lambda_http` writes a header given twice (`Vary`, from CORS and from
+/// compression) as a list, which API Gateway refuses. Repeated fields are folded into
+/// one, which HTTP defines to mean the same (RFC 9110 §5.3). `Set-Cookie` cannot be
+/// folded and is left alone (`lambda_http` moves it to the prelude's `cookies`).
+pub async fn one_value_per_header(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    let repeated: Vec<HeaderName> = headers
+        .keys()
+        .filter(|name| {
+            *name != header::SET_COOKIE && headers.get_all(*name).iter().nth(1).is_some()
+        })
+        .cloned()
+        .collect();
+    for name in repeated {
+        let joined = headers
+            .get_all(&name)
+            .iter()
+            .map(HeaderValue::as_bytes)
+            .collect::<Vec<_>>()
+            .join(&b", "[..]);
+        if let Ok(value) = HeaderValue::from_bytes(&joined) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
 fn cors(config: &Config) -> CorsLayer {
     let origins = match &config.cors {
         CorsOrigins::Any => AllowOrigin::any(),
@@ -147,6 +175,26 @@ mod tests {
     use axum::body::Body;
     use axum::routing::get;
     use tower::ServiceExt;
+
+    #[tokio::test]
+    async fn repeated_headers_are_folded_into_one_value_but_cookies_are_not() {
+        let mut response = StatusCode::OK.into_response();
+        let headers = response.headers_mut();
+        headers.append(header::VARY, HeaderValue::from_static("origin"));
+        headers.append(header::VARY, HeaderValue::from_static("accept-encoding"));
+        headers.append(header::SET_COOKIE, HeaderValue::from_static("a=1"));
+        headers.append(header::SET_COOKIE, HeaderValue::from_static("b=2"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        let response = one_value_per_header(response).await;
+        let headers = response.headers();
+        let vary: Vec<_> = headers.get_all(header::VARY).iter().collect();
+        assert_eq!(vary, ["origin, accept-encoding"]);
+        assert_eq!(headers.get_all(header::SET_COOKIE).iter().count(), 2);
+        assert_eq!(headers[header::CONTENT_TYPE], "text/event-stream");
+    }
 
     #[tokio::test]
     async fn a_panicking_handler_answers_a_json_500() {

@@ -1,6 +1,11 @@
 //! The paths (`docs/http-api.md`) that more than one module must agree on: the routers mount
 //! them, and the rate limiter counts requests to them against the inference limit.
 
+use axum::Router;
+use axum::handler::Handler;
+use axum::routing::MethodRouter;
+use http::Method;
+
 pub const HEALTH: &str = "/health";
 pub const INFERENCE: &str = "/api/v1/inference";
 pub const INFERENCE_STREAM: &str = "/api/v1/inference/stream";
@@ -18,4 +23,38 @@ pub const CONNECTIONS: &str = "@connections";
 /// Whether a path belongs to the WebSocket emulation rather than the HTTP API.
 pub fn is_websocket(path: &str) -> bool {
     path == WEBSOCKET || path.split('/').any(|segment| segment == CONNECTIONS)
+}
+
+/// One HTTP route as a function mounts it: method, axum path, handler. Each function
+/// lists its routes once; its router is built from the list, the local gateway merges
+/// the routers, and a test holds `template.yaml`'s API to the same lists.
+pub struct Route<S> {
+    pub method: Method,
+    pub path: &'static str,
+    handler: MethodRouter<S>,
+}
+
+impl<S: Clone + Send + Sync + 'static> Route<S> {
+    pub fn get<H: Handler<T, S>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self {
+            method: Method::GET,
+            path,
+            handler: axum::routing::get(handler),
+        }
+    }
+
+    pub fn post<H: Handler<T, S>, T: 'static>(path: &'static str, handler: H) -> Self {
+        Self {
+            method: Method::POST,
+            path,
+            handler: axum::routing::post(handler),
+        }
+    }
+}
+
+/// A router serving `routes` (methods on the same path are merged).
+pub fn router<S: Clone + Send + Sync + 'static>(routes: Vec<Route<S>>) -> Router<S> {
+    routes.into_iter().fold(Router::new(), |router, route| {
+        router.route(route.path, route.handler)
+    })
 }

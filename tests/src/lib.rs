@@ -11,6 +11,7 @@ pub mod lambda_api;
 pub mod mock;
 pub mod process;
 pub mod python;
+pub mod runtime_api;
 pub mod ws;
 
 pub use gateway::{Gateway, GatewayProcess};
@@ -33,8 +34,16 @@ pub async fn read_lock_step(
     response: reqwest::Response,
     mock: &MockOpenRouter,
 ) -> Result<Vec<u8>, reqwest::Error> {
+    read_lock_step_from(response.bytes_stream(), mock).await
+}
+
+/// `read_lock_step` over any stream of chunks (a Lambda response, say).
+pub async fn read_lock_step_from<E>(
+    body: impl futures_util::Stream<Item = Result<bytes::Bytes, E>>,
+    mock: &MockOpenRouter,
+) -> Result<Vec<u8>, E> {
     use futures_util::StreamExt;
-    let mut body = response.bytes_stream();
+    let mut body = std::pin::pin!(body);
     let (mut received, mut stepped) = (Vec::new(), 0);
     while let Some(chunk) = body.next().await {
         received.extend_from_slice(&chunk?);

@@ -7,13 +7,50 @@
     clippy::panic,
     reason = "a test fails loudly"
 )]
+use llm_proxy_tests::connections::RecordingConnections;
 use llm_proxy_tests::lambda::{LambdaWatch, response_header};
+use llm_proxy_tests::lambda_api::RecordingLambdaApi;
 use std::time::Duration;
 
 use llm_proxy_tests::{Behaviour, MockOpenRouter, fixtures, read_lock_step};
 use serde_json::Value;
 
 const KEY: &str = "sk-or-v1-lambda-test-key";
+
+/// `cargo lambda watch` with the mock, and the WebSocket function's AWS calls pointed at
+/// recorders: replies to a recording Management API, its worker's invocation to a
+/// recording Lambda API. Nothing leaves 127.0.0.1.
+struct Recorders {
+    mock: MockOpenRouter,
+    recorded: RecordingConnections,
+    lambda_api: RecordingLambdaApi,
+    watch: LambdaWatch,
+}
+
+async fn with_recorders(extra: &[(&str, &str)]) -> Recorders {
+    let mock = MockOpenRouter::start().await.unwrap();
+    let recorded = RecordingConnections::start().await.unwrap();
+    let lambda_api = RecordingLambdaApi::start().await.unwrap();
+    let base = mock.base_url();
+    let mut vars = vec![
+        ("OPENROUTER_API_KEY", KEY),
+        ("OPENROUTER_BASE_URL", base.as_str()),
+        ("WS_MANAGEMENT_ENDPOINT", recorded.endpoint.as_str()),
+        ("AWS_ENDPOINT_URL_LAMBDA", lambda_api.endpoint.as_str()),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+    ];
+    vars.extend_from_slice(extra);
+    let watch = LambdaWatch::start(&vars).unwrap();
+    Recorders {
+        mock,
+        recorded,
+        lambda_api,
+        watch,
+    }
+}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn inference_and_health_answer_api_gateway_events() {
@@ -31,7 +68,7 @@ async fn inference_and_health_answer_api_gateway_events() {
 
     // invoke blocks on a child process; keep the runtime free to serve the mock.
     let health =
-        tokio::task::block_in_place(|| watch.invoke("models", "health-rest.json")).unwrap();
+        tokio::task::block_in_place(|| watch.invoke("models", "models-health.json")).unwrap();
     assert_eq!(health["statusCode"], 200, "{health}");
     let body: Value = serde_json::from_str(health["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["status"], "healthy");
@@ -42,7 +79,7 @@ async fn inference_and_health_answer_api_gateway_events() {
     );
 
     let answer =
-        tokio::task::block_in_place(|| watch.invoke("inference", "inference-rest.json")).unwrap();
+        tokio::task::block_in_place(|| watch.invoke("inference", "inference-chat.json")).unwrap();
     assert_eq!(answer["statusCode"], 200, "{answer}");
     assert_eq!(
         answer["body"].as_str().unwrap().as_bytes(),
@@ -68,7 +105,7 @@ async fn inference_and_health_answer_api_gateway_events() {
     );
 
     let invalid =
-        tokio::task::block_in_place(|| watch.invoke("inference", "inference-invalid-rest.json"))
+        tokio::task::block_in_place(|| watch.invoke("inference", "inference-invalid.json"))
             .unwrap();
     assert_eq!(invalid["statusCode"], 400, "{invalid}");
     let body: Value = serde_json::from_str(invalid["body"].as_str().unwrap()).unwrap();
@@ -91,8 +128,7 @@ async fn the_catalogue_answers_api_gateway_events() {
     ])
     .unwrap();
 
-    let list =
-        tokio::task::block_in_place(|| watch.invoke("models", "models-list-rest.json")).unwrap();
+    let list = tokio::task::block_in_place(|| watch.invoke("models", "models-list.json")).unwrap();
     assert_eq!(list["statusCode"], 200, "{list}");
     let body: Value = serde_json::from_str(list["body"].as_str().unwrap()).unwrap();
     let ids: Vec<&str> = body["data"]
@@ -108,8 +144,7 @@ async fn the_catalogue_answers_api_gateway_events() {
     );
     assert!(response_header(&list, "etag").is_some());
 
-    let one =
-        tokio::task::block_in_place(|| watch.invoke("models", "models-id-rest.json")).unwrap();
+    let one = tokio::task::block_in_place(|| watch.invoke("models", "models-one.json")).unwrap();
     assert_eq!(one["statusCode"], 200, "{one}");
     let body: Value = serde_json::from_str(one["body"].as_str().unwrap()).unwrap();
     assert_eq!(body["data"]["id"], "liquid/lfm-2.5-2.6b:free");
@@ -127,14 +162,20 @@ async fn the_catalogue_answers_api_gateway_events() {
 async fn the_stream_function_streams_under_the_lambda_runtime() {
     let mock = MockOpenRouter::start().await.unwrap();
     let base = mock.base_url();
-    let watch =
-        LambdaWatch::start(&[("OPENROUTER_API_KEY", KEY), ("OPENROUTER_BASE_URL", &base)]).unwrap();
+    let watch = LambdaWatch::start(&[
+        ("OPENROUTER_API_KEY", KEY),
+        ("OPENROUTER_BASE_URL", &base),
+        ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true"),
+    ])
+    .unwrap();
     let client = reqwest::Client::new();
     let body = serde_json::json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}],
                                   "stream": true});
 
-    // Lock-step: the mock sends event k+1 only once the client holds event k, so the
-    // stream completes only if the runtime forwards each event as it is written.
+    // Through cargo lambda's Function URL emulation (the runtime is the same whatever
+    // the trigger). Lock-step: the mock sends event k+1 only once the client holds
+    // event k, so the stream completes only if the runtime forwards each event as it
+    // is written.
     mock.set_behaviour(Behaviour::LockStep);
     let run = async {
         let url = watch.function_url("stream", "/api/v1/inference/stream");
@@ -164,9 +205,11 @@ async fn the_stream_function_streams_under_the_lambda_runtime() {
     assert_eq!(response.headers()["content-type"], "application/json");
     assert_eq!(response.bytes().await.unwrap(), fixtures::chat_completion());
 
-    // The Function URL events in events/, through `cargo lambda invoke`.
+    // The REST API's streaming events in events/, through `cargo lambda invoke` (which
+    // prints the streamed body; lambda_stream_prelude.rs checks the bytes before it).
     let streamed =
-        tokio::task::block_in_place(|| watch.invoke_raw("stream", "stream-url.json")).unwrap();
+        tokio::task::block_in_place(|| watch.invoke_raw("stream", "stream-chat-completions.json"))
+            .unwrap();
     // (invoke adds one newline of its own after the body)
     let expected = String::from_utf8(fixtures::stream("text").unwrap().to_vec()).unwrap();
     assert!(
@@ -174,7 +217,7 @@ async fn the_stream_function_streams_under_the_lambda_runtime() {
         "{streamed}"
     );
     let answer = tokio::task::block_in_place(|| {
-        watch.invoke_raw("stream", "chat-completions-json-url.json")
+        watch.invoke_raw("stream", "stream-chat-completions-json.json")
     })
     .unwrap();
     assert_eq!(
@@ -219,14 +262,14 @@ async fn lambda_functions_count_in_dynamodb_by_the_request_context_ip() {
     let watch = LambdaWatch::start(&vars).unwrap();
 
     let first =
-        tokio::task::block_in_place(|| watch.invoke("inference", "inference-rest.json")).unwrap();
+        tokio::task::block_in_place(|| watch.invoke("inference", "inference-chat.json")).unwrap();
     assert_eq!(first["statusCode"], 200, "{first}");
     assert_eq!(
         response_header(&first, "x-ratelimit-remaining").as_deref(),
         Some("0")
     );
     let second =
-        tokio::task::block_in_place(|| watch.invoke("inference", "inference-rest.json")).unwrap();
+        tokio::task::block_in_place(|| watch.invoke("inference", "inference-chat.json")).unwrap();
     assert_eq!(second["statusCode"], 429, "{second}");
     assert!(response_header(&second, "retry-after").is_some());
 
@@ -258,26 +301,12 @@ async fn lambda_functions_count_in_dynamodb_by_the_request_context_ip() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_websocket_function_answers_api_gateway_events() {
-    use llm_proxy_tests::connections::RecordingConnections;
-    use llm_proxy_tests::lambda_api::RecordingLambdaApi;
-
-    let mock = MockOpenRouter::start().await.unwrap();
-    let recorded = RecordingConnections::start().await.unwrap();
-    let lambda_api = RecordingLambdaApi::start().await.unwrap();
-    let base = mock.base_url();
-    let watch = LambdaWatch::start(&[
-        ("OPENROUTER_API_KEY", KEY),
-        ("OPENROUTER_BASE_URL", &base),
-        // Replies go to the recording Management API, the worker's invocation to the
-        // recording Lambda API; nothing leaves 127.0.0.1.
-        ("WS_MANAGEMENT_ENDPOINT", &recorded.endpoint),
-        ("AWS_ENDPOINT_URL_LAMBDA", &lambda_api.endpoint),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ACCESS_KEY_ID", "test"),
-        ("AWS_SECRET_ACCESS_KEY", "test"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-    ])
-    .unwrap();
+    let Recorders {
+        mock,
+        recorded,
+        lambda_api,
+        watch,
+    } = with_recorders(&[]).await;
     let invoke =
         |event: &str| tokio::task::block_in_place(|| watch.invoke("websocket", event)).unwrap();
     const CONNECTION: &str = "GXLJvc8VFiAFhgw=";
@@ -297,15 +326,15 @@ async fn the_websocket_function_answers_api_gateway_events() {
             .collect()
     };
 
-    assert_eq!(invoke("ws-connect.json")["statusCode"], 200);
+    assert_eq!(invoke("websocket-connect.json")["statusCode"], 200);
 
-    assert_eq!(invoke("ws-default-ping.json")["statusCode"], 200);
+    assert_eq!(invoke("websocket-default-ping.json")["statusCode"], 200);
     let posts = recorded.posts();
     assert_eq!(posts.len(), 1, "{posts:?}");
     assert_eq!(posts[0].0, CONNECTION);
     assert_eq!(posts[0].1["type"], "heartbeat");
 
-    assert_eq!(invoke("ws-default-invalid.json")["statusCode"], 200);
+    assert_eq!(invoke("websocket-default-invalid.json")["statusCode"], 200);
     let error = recorded.posts().last().unwrap().1.clone();
     assert_eq!(error["type"], "error", "{error}");
     assert_eq!(error["id"], "req-9");
@@ -313,7 +342,10 @@ async fn the_websocket_function_answers_api_gateway_events() {
 
     // $default hands the inference to an asynchronous invocation of the function
     // itself, and answers at once.
-    assert_eq!(invoke("ws-default-inference.json")["statusCode"], 200);
+    assert_eq!(
+        invoke("websocket-default-inference.json")["statusCode"],
+        200
+    );
     let invocations = lambda_api.invocations();
     assert_eq!(invocations.len(), 1, "{invocations:?}");
     assert_eq!(invocations[0].function, "websocket");
@@ -333,7 +365,7 @@ async fn the_websocket_function_answers_api_gateway_events() {
     assert_eq!(recorded.posts().len(), posted);
 
     // The worker event in events/ (another connection's request) is answered too.
-    invoke("ws-worker.json");
+    invoke("websocket-worker.json");
     assert!(
         recorded
             .wait_for(Duration::from_secs(30), answered("req-456"))
@@ -341,5 +373,89 @@ async fn the_websocket_function_answers_api_gateway_events() {
     );
     assert_eq!(mock.received().len(), 2);
 
-    assert_eq!(invoke("ws-disconnect.json")["statusCode"], 200);
+    assert_eq!(invoke("websocket-disconnect.json")["statusCode"], 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_event_in_events_is_answered_by_its_function() {
+    use llm_proxy_tests::gateway::workspace_root;
+
+    let Recorders {
+        mock,
+        recorded,
+        watch,
+        ..
+    } = with_recorders(&[
+        ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true"),
+        ("CORS_ORIGINS", "https://app.example.com"),
+    ])
+    .await;
+    mock.set_behaviour(Behaviour::Replay);
+
+    let mut names: Vec<String> = std::fs::read_dir(workspace_root().join("events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".json"))
+        .collect();
+    names.sort();
+    let mut answered = std::collections::BTreeSet::new();
+    for name in &names {
+        // Named <function>-<what>.json.
+        let function = name.split('-').next().unwrap();
+        answered.insert(function.to_owned());
+        if function == "stream" {
+            let body = tokio::task::block_in_place(|| watch.invoke_raw(function, name)).unwrap();
+            let body = body.trim();
+            if name.contains("preflight") {
+                assert!(body.is_empty(), "{name}: {body}");
+            } else if name.ends_with("-json.json") {
+                let answer: Value = serde_json::from_str(body).unwrap();
+                assert!(answer["choices"].is_array(), "{name}: {body}");
+            } else {
+                assert!(body.contains("\ndata: {"), "{name}: {body}");
+                assert!(body.ends_with("data: [DONE]"), "{name}: {body}");
+            }
+            continue;
+        }
+        let response = tokio::task::block_in_place(|| watch.invoke(function, name)).unwrap();
+        if name == "websocket-worker.json" {
+            // The worker answers over the Management API, not in its response.
+            let id = "req-456";
+            let done = |posts: &[(String, Value)]| {
+                posts
+                    .iter()
+                    .any(|(_, m)| m["id"] == id && m["data"].get("finish_reason").is_some())
+            };
+            assert!(
+                recorded.wait_for(Duration::from_secs(30), done).await,
+                "{name}"
+            );
+            continue;
+        }
+        let status = response["statusCode"].as_u64().unwrap_or_default();
+        if function == "websocket" {
+            assert_eq!(status, 200, "{name}: {response}");
+        } else if name.contains("invalid") {
+            assert_eq!(status, 400, "{name}: {response}");
+        } else if name.contains("preflight") {
+            assert!((200..300).contains(&status), "{name}: {response}");
+            assert_eq!(
+                response_header(&response, "access-control-allow-origin").as_deref(),
+                Some("https://app.example.com"),
+                "{name}"
+            );
+        } else {
+            assert_eq!(status, 200, "{name}: {response}");
+            let body: Value = serde_json::from_str(response["body"].as_str().unwrap_or_default())
+                .unwrap_or_else(|e| panic!("{name}: {e}: {response}"));
+            assert!(body.get("error").is_none(), "{name}: {body}");
+        }
+    }
+    // Every function has its events.
+    assert_eq!(
+        answered,
+        ["inference", "models", "stream", "websocket"]
+            .map(str::to_owned)
+            .into()
+    );
 }

@@ -261,6 +261,37 @@ async fn comments_keep_a_slow_stream_alive() {
 }
 
 #[tokio::test]
+async fn the_proxy_speaks_up_while_the_upstream_is_silent() {
+    // OpenRouter says nothing for a second mid-answer; every 50 ms of silence the proxy
+    // sends a comment of its own (so no idle cut on the way, API Gateway's included,
+    // is reached), between events, never inside one.
+    let (_mock, gateway) = setup(&[("SSE_KEEPALIVE_MS", "50")]).await;
+    let body = post(&gateway, ENDPOINTS[0], &request("mock/stream-stall-1000"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let text = String::from_utf8(body.to_vec()).unwrap();
+    let comment = ": keep-alive\n\n";
+    assert!(text.matches(comment).count() >= 2, "{text}");
+    let expected = String::from_utf8(fixtures::stream("text").unwrap().to_vec()).unwrap();
+    assert_eq!(text.replace(comment, ""), expected);
+    assert!(
+        !text.starts_with(comment),
+        "no comment before the answer began"
+    );
+
+    // A stream that never goes quiet for that long gets none.
+    let (_mock, gateway) = setup(&[("SSE_KEEPALIVE_MS", "60000")]).await;
+    let body = post(&gateway, ENDPOINTS[0], &request("mock/stream-stall-200"))
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body, fixtures::stream("text").unwrap());
+}
+
+#[tokio::test]
 async fn when_the_client_goes_the_upstream_request_goes_too() {
     let (mock, gateway) = setup(&[]).await;
     let response = post(&gateway, ENDPOINTS[0], &request("mock/stream-keepalive-10")).await;

@@ -150,8 +150,10 @@ async fn a_gone_client_drops_the_upstream_request() {
 #[tokio::test]
 async fn default_hands_an_inference_to_the_worker_with_the_message_id() {
     let mut h = harness(&[]).await;
-    let event: Value =
-        serde_json::from_str(include_str!("../../events/ws-default-inference.json")).unwrap();
+    let event: Value = serde_json::from_str(include_str!(
+        "../../events/websocket-default-inference.json"
+    ))
+    .unwrap();
     let answer = h.app.handle(event.clone()).await;
     assert_eq!(answer["statusCode"], 200);
     let job: Value = serde_json::from_slice(&h.jobs.recv().await.unwrap()).unwrap();

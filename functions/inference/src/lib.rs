@@ -4,11 +4,13 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::post;
-use llm_proxy_shared::{AppState, chat, routes};
+use llm_proxy_shared::routes::{self, Route};
+use llm_proxy_shared::{AppState, chat};
+
+pub fn routes() -> Vec<Route<Arc<AppState>>> {
+    vec![Route::post(routes::INFERENCE, chat::inference)]
+}
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(routes::INFERENCE, post(chat::inference))
-        .with_state(state)
+    routes::router(routes()).with_state(state)
 }

@@ -9,22 +9,25 @@ mod request_url;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
-use llm_proxy_shared::{AppState, routes};
+use llm_proxy_shared::AppState;
+use llm_proxy_shared::routes::{self, Route};
+
+/// GET only; the greedy `{*id}` takes model ids with a slash (`openai/gpt-4o`) and
+/// `{id}/endpoints`, after the fixed paths beside it.
+pub fn routes() -> Vec<Route<Arc<AppState>>> {
+    vec![
+        Route::get(routes::HEALTH, health::health),
+        Route::get("/api/v1/models", catalog::list),
+        Route::get("/api/v1/models/count", catalog::count),
+        Route::get("/api/v1/model/{author}/{slug}", catalog::model_by_slug),
+        Route::get("/api/v1/models/top", catalog::top),
+        Route::get("/api/v1/models/search", catalog::search),
+        Route::get("/api/v1/models/providers", catalog::providers),
+        Route::get("/api/v1/models/providers/{provider}", catalog::provider),
+        Route::get("/api/v1/models/{*id}", catalog::model),
+    ]
+}
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(routes::HEALTH, get(health::health))
-        .route("/api/v1/models", get(catalog::list))
-        .route("/api/v1/models/count", get(catalog::count))
-        .route("/api/v1/model/{author}/{slug}", get(catalog::model_by_slug))
-        .route("/api/v1/models/top", get(catalog::top))
-        .route("/api/v1/models/search", get(catalog::search))
-        .route("/api/v1/models/providers", get(catalog::providers))
-        .route(
-            "/api/v1/models/providers/{provider}",
-            get(catalog::provider),
-        )
-        .route("/api/v1/models/{*id}", get(catalog::model))
-        .with_state(state)
+    routes::router(routes()).with_state(state)
 }

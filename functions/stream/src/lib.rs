@@ -6,12 +6,16 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::post;
-use llm_proxy_shared::{AppState, chat, routes};
+use llm_proxy_shared::routes::{self, Route};
+use llm_proxy_shared::{AppState, chat};
+
+pub fn routes() -> Vec<Route<Arc<AppState>>> {
+    vec![
+        Route::post(routes::INFERENCE_STREAM, chat::inference_stream),
+        Route::post(routes::CHAT_COMPLETIONS, chat::chat_completions),
+    ]
+}
 
 pub fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(routes::INFERENCE_STREAM, post(chat::inference_stream))
-        .route(routes::CHAT_COMPLETIONS, post(chat::chat_completions))
-        .with_state(state)
+    routes::router(routes()).with_state(state)
 }

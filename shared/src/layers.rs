@@ -13,7 +13,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::config::{Config, CorsOrigins};
 use crate::error::{ApiError, InternalError};
@@ -25,25 +24,55 @@ use crate::state::AppState;
 /// allows no content, no framing, no referrer, no sniffing. `Cross-Origin-Resource-Policy`
 /// is `cross-origin` (Helmet's default is `same-origin`) because browsers on other
 /// origins are this API's callers; CORS decides what they may read.
-const SECURITY_HEADERS: [(&str, &str); 12] = [
+const SECURITY_HEADERS: [(HeaderName, HeaderValue); 12] = [
     (
-        "content-security-policy",
-        "default-src 'none'; frame-ancestors 'none'",
+        HeaderName::from_static("content-security-policy"),
+        HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
     ),
-    ("cross-origin-opener-policy", "same-origin"),
-    ("cross-origin-resource-policy", "cross-origin"),
-    ("origin-agent-cluster", "?1"),
-    ("referrer-policy", "no-referrer"),
     (
-        "strict-transport-security",
-        "max-age=31536000; includeSubDomains",
+        HeaderName::from_static("cross-origin-opener-policy"),
+        HeaderValue::from_static("same-origin"),
     ),
-    ("x-content-type-options", "nosniff"),
-    ("x-dns-prefetch-control", "off"),
-    ("x-download-options", "noopen"),
-    ("x-frame-options", "DENY"),
-    ("x-permitted-cross-domain-policies", "none"),
-    ("x-xss-protection", "0"),
+    (
+        HeaderName::from_static("cross-origin-resource-policy"),
+        HeaderValue::from_static("cross-origin"),
+    ),
+    (
+        HeaderName::from_static("origin-agent-cluster"),
+        HeaderValue::from_static("?1"),
+    ),
+    (
+        HeaderName::from_static("referrer-policy"),
+        HeaderValue::from_static("no-referrer"),
+    ),
+    (
+        HeaderName::from_static("strict-transport-security"),
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    ),
+    (
+        HeaderName::from_static("x-content-type-options"),
+        HeaderValue::from_static("nosniff"),
+    ),
+    (
+        HeaderName::from_static("x-dns-prefetch-control"),
+        HeaderValue::from_static("off"),
+    ),
+    (
+        HeaderName::from_static("x-download-options"),
+        HeaderValue::from_static("noopen"),
+    ),
+    (
+        HeaderName::from_static("x-frame-options"),
+        HeaderValue::from_static("DENY"),
+    ),
+    (
+        HeaderName::from_static("x-permitted-cross-domain-policies"),
+        HeaderValue::from_static("none"),
+    ),
+    (
+        HeaderName::from_static("x-xss-protection"),
+        HeaderValue::from_static("0"),
+    ),
 ];
 
 /// Wraps a router in every shared layer. Call it once, on the complete router.
@@ -55,7 +84,7 @@ pub fn apply(router: Router, state: &AppState) -> Router {
         .and(NotForContentType::SSE)
         .and(NotForContentType::IMAGES)
         .and(NotForContentType::GRPC);
-    let mut router = router
+    router
         .fallback(unknown_route)
         .method_not_allowed_fallback(unknown_method)
         .layer(middleware::from_fn_with_state(
@@ -65,14 +94,20 @@ pub fn apply(router: Router, state: &AppState) -> Router {
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(CompressionLayer::new().compress_when(compress_when))
         .layer(middleware::from_fn(access_log))
-        .layer(cors(config));
-    for (name, value) in SECURITY_HEADERS {
-        router = router.layer(SetResponseHeaderLayer::if_not_present(
-            HeaderName::from_static(name),
-            HeaderValue::from_static(value),
-        ));
+        .layer(cors(config))
+        .layer(middleware::map_response(security_headers))
+}
+
+/// Every answer gets [`SECURITY_HEADERS`] (a handler's own value wins). One middleware,
+/// not one layer per header: each layer is another future around every request.
+async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in &SECURITY_HEADERS {
+        if let header::Entry::Vacant(entry) = headers.entry(name) {
+            entry.insert(value.clone());
+        }
     }
-    router
+    response
 }
 
 /// For the streaming runtime: API Gateway's streaming prelude takes one string per

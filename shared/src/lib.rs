@@ -25,6 +25,12 @@
 //! - [`websocket`]: the WebSocket protocol: messages, and answers as messages.
 //! - [`telemetry`]: structured logs.
 
+/// Every binary that links this library allocates with mimalloc: with glibc's
+/// allocator, malloc and free were a fifth of the gateway's instructions per request
+/// (BENCHMARKS.md, "Where the time went").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod catalog;
 pub mod chat;
 pub mod client_ip;

@@ -183,6 +183,23 @@ impl GatewayProcess {
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
     }
+
+    /// Asks the gateway to stop (SIGTERM, as a service manager would) and waits up to
+    /// `within` for it to exit; true if it did.
+    pub fn stop(&mut self, within: Duration) -> bool {
+        let asked = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .is_ok_and(|s| s.success());
+        let deadline = std::time::Instant::now() + within;
+        while asked && std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
 }
 
 impl Drop for GatewayProcess {

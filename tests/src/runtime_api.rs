@@ -58,6 +58,9 @@ pub fn split_prelude(body: &[u8]) -> Option<(serde_json::Value, &[u8])> {
 struct Shared {
     events: Mutex<mpsc::UnboundedReceiver<(String, String)>>,
     responses: mpsc::UnboundedSender<Response>,
+    /// When the function first asked for an event: its init was over.
+    first_poll: std::sync::OnceLock<std::time::Instant>,
+    polled: tokio::sync::Notify,
 }
 
 pub struct RuntimeApi {
@@ -66,6 +69,7 @@ pub struct RuntimeApi {
     events: mpsc::UnboundedSender<(String, String)>,
     responses: mpsc::UnboundedReceiver<Response>,
     next_id: u64,
+    shared: Arc<Shared>,
     server: tokio::task::JoinHandle<()>,
 }
 
@@ -78,6 +82,8 @@ impl RuntimeApi {
         let shared = Arc::new(Shared {
             events: Mutex::new(events_rx),
             responses: responses_tx,
+            first_poll: std::sync::OnceLock::new(),
+            polled: tokio::sync::Notify::new(),
         });
         let app = Router::new()
             .route("/2018-06-01/runtime/invocation/next", get(next))
@@ -93,7 +99,7 @@ impl RuntimeApi {
                 "/2018-06-01/runtime/init/error",
                 post(|s, h, b| posted(s, h, b, true)),
             )
-            .with_state(shared);
+            .with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -102,6 +108,7 @@ impl RuntimeApi {
             events: events_tx,
             responses: responses_rx,
             next_id: 0,
+            shared,
             server,
         })
     }
@@ -116,6 +123,16 @@ impl RuntimeApi {
             .await
             .ok()
             .flatten()
+    }
+
+    /// When the function first asked for an event (its init over), waiting up to `within`.
+    pub async fn first_poll(&self, within: Duration) -> Option<std::time::Instant> {
+        let polled = self.shared.polled.notified();
+        if let Some(at) = self.shared.first_poll.get() {
+            return Some(*at);
+        }
+        let _ = tokio::time::timeout(within, polled).await;
+        self.shared.first_poll.get().copied()
     }
 
     /// The environment Lambda gives a function, pointed at this API.
@@ -139,6 +156,9 @@ impl Drop for RuntimeApi {
 }
 
 async fn next(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
+    if shared.first_poll.set(std::time::Instant::now()).is_ok() {
+        shared.polled.notify_waiters();
+    }
     // Long-polls, as Lambda's does: the function waits here between invocations.
     let Some((id, event)) = shared.events.lock().await.recv().await else {
         return StatusCode::GONE.into_response();

@@ -15,14 +15,17 @@ use crate::client_ip::ClientIp;
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
+/// Keyed once: each digest clones the keyed state instead of hashing the key's pads
+/// again, half the SHA-256 work per request.
 pub struct IpKeyer {
-    secret: Vec<u8>,
+    keyed: Option<Hmac<Sha256>>,
 }
 
 impl IpKeyer {
     pub fn new(secret: &[u8]) -> Self {
         Self {
-            secret: secret.to_vec(),
+            // HMAC takes keys of any length; `None` cannot happen.
+            keyed: Hmac::<Sha256>::new_from_slice(secret).ok(),
         }
     }
 
@@ -35,7 +38,7 @@ impl IpKeyer {
             hasher.write_u64(i);
             secret.extend_from_slice(&hasher.finish().to_le_bytes());
         }
-        Self { secret }
+        Self::new(&secret)
     }
 
     /// Where a client is counted: an IPv4 address on its own; an IPv6 client in the
@@ -55,10 +58,8 @@ impl IpKeyer {
 
     /// `bytes` of HMAC-SHA256 over `label` and `data`, as hex.
     fn digest(&self, label: &[u8], data: &[u8], bytes: usize) -> String {
-        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.secret) {
-            Ok(mac) => mac,
-            // HMAC takes keys of any length; this arm cannot be reached.
-            Err(_) => return String::new(),
+        let Some(mut mac) = self.keyed.clone() else {
+            return String::new();
         };
         mac.update(label);
         mac.update(data);

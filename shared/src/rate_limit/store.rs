@@ -4,6 +4,9 @@ use super::counter::{BudgetState, Claim, Counted, Counter, DaySpend, StoreError}
 use super::dynamo::DynamoStore;
 use super::memory::MemoryStore;
 
+/// The DynamoDB calls are boxed: an SDK call's future is about 16 KB, and unboxed it
+/// would make every counter check that large (moved through every layer of every
+/// request) even when the counters are in memory.
 pub enum Store {
     Memory(MemoryStore),
     Dynamo(DynamoStore),
@@ -19,7 +22,7 @@ impl Store {
     ) -> Result<Counted, StoreError> {
         match self {
             Self::Memory(store) => Ok(store.increment(key, counters, expires_at, now)),
-            Self::Dynamo(store) => store.increment(key, counters, expires_at).await,
+            Self::Dynamo(store) => Box::pin(store.increment(key, counters, expires_at)).await,
         }
     }
 
@@ -34,7 +37,7 @@ impl Store {
     ) -> Result<BudgetState, StoreError> {
         match self {
             Self::Memory(store) => Ok(store.spend(key, names, amount, expires_at, day, now)),
-            Self::Dynamo(store) => store.spend(key, names, amount, expires_at, day).await,
+            Self::Dynamo(store) => Box::pin(store.spend(key, names, amount, expires_at, day)).await,
         }
     }
 
@@ -50,14 +53,14 @@ impl Store {
                 store.add(key, delta, expires_at, now);
                 Ok(())
             }
-            Self::Dynamo(store) => store.add(key, delta, expires_at).await,
+            Self::Dynamo(store) => Box::pin(store.add(key, delta, expires_at)).await,
         }
     }
 
     pub async fn sum(&self, keys: &[String], now: u64) -> Result<i64, StoreError> {
         match self {
             Self::Memory(store) => Ok(store.sum(keys, now)),
-            Self::Dynamo(store) => store.sum(keys).await,
+            Self::Dynamo(store) => Box::pin(store.sum(keys)).await,
         }
     }
 
@@ -70,7 +73,7 @@ impl Store {
     ) -> Result<Claim, StoreError> {
         match self {
             Self::Memory(store) => Ok(store.claim(key, owner, expires_at, now)),
-            Self::Dynamo(store) => store.claim(key, owner, expires_at).await,
+            Self::Dynamo(store) => Box::pin(store.claim(key, owner, expires_at)).await,
         }
     }
 }

@@ -64,6 +64,7 @@ impl MockOpenRouter {
             arrivals: tokio::sync::Notify::new(),
             steps: tokio::sync::Semaphore::new(0),
             streams_closed: Mutex::new(Vec::new()),
+            sent: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/api/v1/chat/completions", post(chat))
@@ -119,6 +120,12 @@ impl MockOpenRouter {
     /// Lets a `LockStep` stream send its next event.
     pub fn step(&self) {
         self.shared.steps.add_permits(1);
+    }
+
+    /// When each streamed chunk since the last call was handed to the server to write:
+    /// a benchmark pairs them with when its events arrived.
+    pub fn take_sent(&self) -> Vec<std::time::Instant> {
+        std::mem::take(&mut *lock(&self.shared.sent))
     }
 
     /// When streamed answers ended, for whatever reason (finished, or the proxy went).

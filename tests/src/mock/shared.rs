@@ -39,6 +39,8 @@ pub struct Shared {
     pub arrivals: tokio::sync::Notify,
     pub steps: tokio::sync::Semaphore,
     pub streams_closed: Mutex<Vec<std::time::Instant>>,
+    /// When each streamed chunk was handed to the server to write (for benchmarks).
+    pub sent: Mutex<Vec<std::time::Instant>>,
 }
 
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

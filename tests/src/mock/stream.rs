@@ -208,9 +208,13 @@ fn play(shared: Arc<Shared>, mut steps: Vec<Step>, id: &str) -> Response {
     steps.reverse();
     let guard = CloseGuard(shared);
     let body = stream::unfold((steps, guard), |(mut steps, guard)| async move {
+        let sent = |guard: &CloseGuard| lock(&guard.0.sent).push(std::time::Instant::now());
         loop {
             match steps.pop()? {
-                Step::Send(bytes) => return Some((Ok(bytes), (steps, guard))),
+                Step::Send(bytes) => {
+                    sent(&guard);
+                    return Some((Ok(bytes), (steps, guard)));
+                }
                 Step::Sleep(delay) => tokio::time::sleep(delay).await,
                 Step::WaitForTest => {
                     if let Ok(permit) = guard.0.steps.acquire().await {

@@ -2,7 +2,8 @@
 //!
 //! Build and run in release: `cargo run --release -p llm-proxy-tests --bin bench -- <name>`
 //! (it starts the release `local-gateway` from the same target folder, and the mock
-//! OpenRouter in-process; everything on 127.0.0.1). Names: `models`, `ratelimit`,
+//! OpenRouter in-process; everything on 127.0.0.1). `report` is the one table
+//! `scripts/bench` prints (report.rs); the others look closer at one part: `models`, `ratelimit`,
 //! `stream`, `websocket`, `all` (those four), and `stream-lambda` (the stream function under
 //! `cargo lambda watch --release`; compiles it first if needed).
 #![allow(
@@ -10,6 +11,9 @@
     clippy::print_stderr,
     reason = "a benchmark prints its figures"
 )]
+
+mod client;
+mod report;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -26,6 +30,9 @@ async fn main() -> ExitCode {
         "stream-lambda" => stream_lambda().await,
         "websocket" => websocket().await,
         "bodies" => bodies().await,
+        "report" => report::report().await,
+        "lambda-init" => report::lambda_init_table().await,
+        "load" => report::load().await,
         "all" => {
             async {
                 models().await?;
@@ -36,7 +43,7 @@ async fn main() -> ExitCode {
             .await
         }
         _ => Err(
-            "usage: bench models|ratelimit|stream|websocket|bodies|all|stream-lambda".to_owned(),
+            "usage: bench report|lambda-init|load|models|ratelimit|stream|websocket|bodies|all|stream-lambda".to_owned(),
         ),
     };
     match result {
@@ -54,9 +61,39 @@ fn sibling(name: &str) -> std::path::PathBuf {
     exe.with_file_name(name)
 }
 
+/// The settings every benchmark run of the gateway shares: a key, the mock as upstream,
+/// quiet logs, and the limits out of reach.
+fn bench_env(base: &str) -> Vec<(&str, &str)> {
+    vec![
+        ("OPENROUTER_API_KEY", "bench"),
+        ("OPENROUTER_BASE_URL", base),
+        ("LOG_LEVEL", "warn"),
+        UNLIMITED,
+        UNLIMITED_INFERENCE,
+        NO_BUDGETS[0],
+        NO_BUDGETS[1],
+    ]
+}
+
+/// `binary` (a gateway) against the mock at `base`, with `extra` settings on top.
+fn start_gateway(
+    binary: &std::path::Path,
+    base: &str,
+    extra: &[(&str, &str)],
+) -> Result<GatewayProcess, String> {
+    let mut vars = bench_env(base);
+    vars.extend_from_slice(extra);
+    GatewayProcess::start(binary, &vars).map_err(|e| e.to_string())
+}
+
 /// The limits are part of every request's path, so they stay on, out of reach.
 const UNLIMITED: (&str, &str) = ("RATE_LIMIT_MAX_REQUESTS", "1000000000");
 const UNLIMITED_INFERENCE: (&str, &str) = ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "1000000000");
+/// Spend budgets off: a benchmark's thousands of answers would spend them.
+const NO_BUDGETS: [(&str, &str); 2] = [
+    ("SPEND_LIMIT_USD", "0"),
+    ("SPEND_LIMIT_GLOBAL_USD_PER_DAY", "0"),
+];
 const PROFILE: &str = if cfg!(debug_assertions) {
     "debug build: figures mean little"
 } else {
@@ -135,16 +172,7 @@ async fn measure(url: &str, n: usize, concurrency: usize) -> Result<Figures, Str
 async fn models() -> Result<(), String> {
     let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
     let base = mock.base_url();
-    let gateway = GatewayProcess::start(
-        &sibling("local-gateway"),
-        &[
-            ("OPENROUTER_BASE_URL", &base),
-            ("LOG_LEVEL", "warn"),
-            UNLIMITED,
-            UNLIMITED_INFERENCE,
-        ],
-    )
-    .map_err(|e| e.to_string())?;
+    let gateway = start_gateway(&sibling("local-gateway"), &base, &[])?;
     println!(
         "models: local-gateway ({PROFILE}) on {}, 414 models, in-memory rate limiter",
         gateway.base_url
@@ -269,31 +297,45 @@ fn rss_kib(pid: u32) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// Time to the first byte of a streamed answer.
+/// Time to the first byte of a streamed answer (read to its end).
 async fn ttfb(
     client: &reqwest::Client,
     url: &str,
     body: &serde_json::Value,
 ) -> Result<Duration, String> {
+    time_until(client, url, body, |_| true).await
+}
+
+/// Time until the streamed answer's bytes so far satisfy `found`; the answer is read to
+/// its end either way, so the next request starts on a quiet connection.
+async fn time_until(
+    client: &reqwest::Client,
+    url: &str,
+    body: &serde_json::Value,
+    found: impl Fn(&[u8]) -> bool,
+) -> Result<Duration, String> {
     use futures_util::StreamExt;
     let t = Instant::now();
     let response = client
         .post(url)
+        .bearer_auth("bench")
         .json(body)
         .send()
         .await
         .map_err(|e| e.to_string())?;
     let mut stream = response.bytes_stream();
-    stream
-        .next()
-        .await
-        .ok_or("empty stream")?
-        .map_err(|e| e.to_string())?;
-    let first = t.elapsed();
+    let mut seen = Vec::new();
+    let mut first = None;
     while let Some(chunk) = stream.next().await {
-        chunk.map_err(|e| e.to_string())?;
+        let chunk = chunk.map_err(|e| e.to_string())?;
+        if first.is_none() {
+            seen.extend_from_slice(&chunk);
+            if found(&seen) {
+                first = Some(t.elapsed());
+            }
+        }
     }
-    Ok(first)
+    first.ok_or_else(|| "the stream never showed what was awaited".to_owned())
 }
 
 /// The stream relay: memory of the gateway process while it relays 100 MB, and the
@@ -301,17 +343,7 @@ async fn ttfb(
 async fn stream() -> Result<(), String> {
     let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
     let base = mock.base_url();
-    let gateway = GatewayProcess::start(
-        &sibling("local-gateway"),
-        &[
-            ("OPENROUTER_API_KEY", "bench"),
-            ("OPENROUTER_BASE_URL", &base),
-            ("LOG_LEVEL", "warn"),
-            UNLIMITED,
-            UNLIMITED_INFERENCE,
-        ],
-    )
-    .map_err(|e| e.to_string())?;
+    let gateway = start_gateway(&sibling("local-gateway"), &base, &[])?;
     let client = reqwest::Client::new();
     let pid = gateway.pid();
 
@@ -339,17 +371,17 @@ async fn stream() -> Result<(), String> {
     Figures::new(via, None).print("through the proxy (local gateway)");
     Figures::new(added, None).print("added by the proxy (pairwise)");
 
-    relay_volume(&client, &through, pid, "gateway").await?;
+    relay_volume(&client, &through, pid).await?;
     Ok(())
 }
 
-/// Relays a 100 MB stream through `url` and samples the RSS of process `pid` as it goes.
+/// Relays a 100 MB stream through `url` and samples the RSS of process `pid` as it goes;
+/// returns the RSS before and at its peak (KiB), and the rate (MB/s).
 async fn relay_volume(
     client: &reqwest::Client,
     url: &str,
     pid: u32,
-    who: &str,
-) -> Result<(), String> {
+) -> Result<(u64, u64, f64), String> {
     use futures_util::StreamExt;
     let idle = rss_kib(pid).unwrap_or(0);
     let volume = serde_json::json!({"model": "mock/stream-volume-100", "messages": [{"role": "user", "content": "hi"}], "stream": true});
@@ -370,17 +402,13 @@ async fn relay_volume(
         }
     }
     let seconds = started.elapsed().as_secs_f64();
+    let rate = bytes as f64 / 1e6 / seconds;
     println!(
-        "stream: {who} relayed {:.1} MB in {:.2} s ({:.0} MB/s); RSS before {} KiB, peak while relaying {} KiB ({} samples), after {} KiB",
+        "stream: relayed {:.1} MB in {seconds:.2} s ({rate:.0} MB/s); RSS before {idle} KiB, peak while relaying {peak} KiB ({samples} samples), after {} KiB",
         bytes as f64 / 1e6,
-        seconds,
-        bytes as f64 / 1e6 / seconds,
-        idle,
-        peak,
-        samples,
         rss_kib(pid).unwrap_or(0)
     );
-    Ok(())
+    Ok((idle, peak, rate))
 }
 
 /// The pid of a running process whose command line starts with `program`.
@@ -403,17 +431,8 @@ fn find_process(program: &str) -> Option<u32> {
 async fn stream_lambda() -> Result<(), String> {
     let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
     let base = mock.base_url();
-    let watch = llm_proxy_tests::lambda::LambdaWatch::start_profile(
-        &[
-            ("OPENROUTER_API_KEY", "bench"),
-            ("OPENROUTER_BASE_URL", &base),
-            ("LOG_LEVEL", "warn"),
-            UNLIMITED,
-            UNLIMITED_INFERENCE,
-        ],
-        true,
-    )
-    .map_err(|e| e.to_string())?;
+    let watch = llm_proxy_tests::lambda::LambdaWatch::start_profile(&bench_env(&base), true)
+        .map_err(|e| e.to_string())?;
     let client = reqwest::Client::new();
     let url = watch.function_url("stream", "/api/v1/inference/stream");
     let body = serde_json::json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "hi"}], "stream": true});
@@ -422,7 +441,7 @@ async fn stream_lambda() -> Result<(), String> {
     let pid =
         find_process("release/stream").ok_or("the stream function's process was not found")?;
     println!("stream-lambda: the release `stream` binary under cargo lambda watch (pid {pid})");
-    relay_volume(&client, &url, pid, "stream function").await
+    relay_volume(&client, &url, pid).await.map(drop)
 }
 
 /// The WebSocket emulation: how many `PostToConnection` calls a paced answer costs, the
@@ -431,19 +450,14 @@ async fn websocket() -> Result<(), String> {
     use llm_proxy_tests::ws::WsClient;
     let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
     let base = mock.base_url();
-    let gateway = GatewayProcess::start(
+    let gateway = start_gateway(
         &sibling("local-gateway"),
+        &base,
         &[
-            ("OPENROUTER_API_KEY", "bench"),
-            ("OPENROUTER_BASE_URL", &base),
-            ("LOG_LEVEL", "warn"),
-            UNLIMITED,
-            UNLIMITED_INFERENCE,
             ("WS_RATE_LIMIT_CONNECTIONS", "1000000"),
             ("WS_MAX_CONNECTIONS", "1000000"),
         ],
-    )
-    .map_err(|e| e.to_string())?;
+    )?;
     let ws_url = format!("{}/ws", gateway.base_url.replacen("http://", "ws://", 1));
     let wait = Duration::from_secs(60);
     let request = |id: &str, model: &str| {
@@ -531,26 +545,11 @@ async fn first_content(
     url: &str,
     body: &serde_json::Value,
 ) -> Result<Duration, String> {
-    use futures_util::StreamExt;
-    let t = Instant::now();
-    let response = client
-        .post(url)
-        .bearer_auth("bench")
-        .json(body)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut stream = response.bytes_stream();
-    let mut seen = Vec::new();
-    let mut first = None;
-    while let Some(chunk) = stream.next().await {
-        seen.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
-        const NEEDLE: &[u8] = b"\"content\":\"P";
-        if first.is_none() && seen.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
-            first = Some(t.elapsed());
-        }
-    }
-    first.ok_or_else(|| "no content in the stream".to_owned())
+    const NEEDLE: &[u8] = b"\"content\":\"P";
+    time_until(client, url, body, |seen| {
+        seen.windows(NEEDLE.len()).any(|w| w == NEEDLE)
+    })
+    .await
 }
 
 /// Reads /proc/PID/status for VmHWM (peak RSS) in KiB.
@@ -580,18 +579,7 @@ async fn bodies() -> Result<(), String> {
         body.len() as f64 / 1e6
     );
     for clients in [8usize, 100] {
-        let gateway = GatewayProcess::start(
-            &binary,
-            &[
-                ("OPENROUTER_API_KEY", "bench"),
-                ("OPENROUTER_BASE_URL", &base),
-                ("LOG_LEVEL", "warn"),
-                UNLIMITED,
-                UNLIMITED_INFERENCE,
-                ("MAX_CONCURRENT_REQUESTS", "100"),
-            ],
-        )
-        .map_err(|e| e.to_string())?;
+        let gateway = start_gateway(&binary, &base, &[("MAX_CONCURRENT_REQUESTS", "100")])?;
         let before = rss_kib(gateway.pid()).unwrap_or(0);
         let client = reqwest::Client::new();
         let url = gateway.url("/api/v1/inference");

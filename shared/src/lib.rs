@@ -20,6 +20,7 @@
 //! - [`chat`]: the chat pipeline every transport uses, and the HTTP chat handlers.
 //! - [`catalog`]: the cached, indexed model catalogue.
 //! - [`rate_limit`]: per-client limits over a memory or DynamoDB counter store.
+//! - [`tls`], [`aws`]: the one TLS stack, and the AWS SDK clients' HTTPS client and settings.
 //! - [`state`]: what a container builds once at init.
 //! - [`layers`]: the tower layers every HTTP function shares.
 //! - [`websocket`]: the WebSocket protocol: messages, and answers as messages.
@@ -31,6 +32,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+pub mod aws;
 pub mod catalog;
 pub mod chat;
 pub mod client_ip;
@@ -46,6 +48,7 @@ pub mod routes;
 pub mod sse;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 pub mod validation;
 pub mod websocket;
 

@@ -96,6 +96,7 @@ pub fn config_for(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::Config::builder()
         .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
         .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+        .http_client(llm_proxy_shared::aws::http_client())
         .credentials_provider(credentials)
         .endpoint_url(endpoint)
 }

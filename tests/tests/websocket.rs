@@ -486,6 +486,7 @@ async fn the_management_api_answers_the_real_sdk_as_aws_does() {
     let config = aws_sdk_apigatewaymanagement::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
+        .http_client(llm_proxy_shared::aws::http_client())
         .credentials_provider(Credentials::new("t", "t", None, None, "test"))
         .endpoint_url(gateway.url("/local"))
         .build();

@@ -50,6 +50,7 @@ async fn harness(extra: &[(&str, &str)]) -> Harness {
         .region(aws_sdk_apigatewaymanagement::config::Region::new(
             "us-east-1",
         ))
+        .http_client(llm_proxy_shared::aws::http_client())
         .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
             "t", "t", None, None, "test",
         ));

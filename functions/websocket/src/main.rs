@@ -8,9 +8,7 @@ use websocket::{Connections, Invoker, WebSocketApp};
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     let state = AppState::from_env().await?;
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .load()
-        .await;
+    let sdk = llm_proxy_shared::aws::sdk_config().await;
     // The worker is this same function, invoked asynchronously with its own event.
     let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME")?;
     let invoker = Invoker::Lambda {

@@ -55,6 +55,7 @@ pub fn routes(state: &Arc<AppState>, local_addr: SocketAddr) -> Router {
     let base = aws_sdk_apigatewaymanagement::Config::builder()
         .behavior_version(aws_sdk_apigatewaymanagement::config::BehaviorVersion::latest())
         .region(aws_sdk_apigatewaymanagement::config::Region::new("local"))
+        .http_client(llm_proxy_shared::aws::http_client())
         .credentials_provider(aws_sdk_apigatewaymanagement::config::Credentials::new(
             "local",
             "local",

@@ -68,6 +68,7 @@ pub enum ClientBuildError {
 impl OpenRouterClient {
     /// Built once per container: the pool keeps TLS connections warm across invocations.
     pub fn new(config: &UpstreamConfig) -> Result<Self, ClientBuildError> {
+        crate::tls::install();
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .connect_timeout(Duration::from_secs(5).min(config.request_timeout))

@@ -49,9 +49,7 @@ impl DynamoStore {
     /// Builds the SDK client from the environment (credentials, region, and
     /// `AWS_ENDPOINT_URL_DYNAMODB` for a local server).
     pub async fn from_env(table: impl Into<String>, budget: Duration) -> Self {
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .load()
-            .await;
+        let sdk = crate::aws::sdk_config().await;
         Self::new(Self::tuned((&sdk).into(), budget), table)
     }
 

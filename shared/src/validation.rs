@@ -300,8 +300,8 @@ struct MessageView<'a> {
     role: Option<&'a RawValue>,
     #[serde(borrow, default)]
     content: Option<&'a RawValue>,
-    #[serde(default)]
-    tool_calls: Option<IgnoredAny>,
+    #[serde(borrow, default)]
+    tool_calls: Option<&'a RawValue>,
 }
 
 #[derive(serde::Deserialize)]
@@ -344,6 +344,16 @@ fn check_message(i: usize, raw: &str) -> Result<(), ApiError> {
             ));
         }
     }
+    let tool_calls = match message.tool_calls.map(RawValue::get) {
+        None | Some("null") => false,
+        Some(calls) if calls.starts_with('[') => true,
+        Some(_) => {
+            return Err(ApiError::validation(
+                format!("messages[{i}].tool_calls"),
+                "tool_calls must be an array",
+            ));
+        }
+    };
     let content = message.content.map(RawValue::get);
     match content {
         Some(text) if text.starts_with('"') => Ok(()),
@@ -365,11 +375,7 @@ fn check_message(i: usize, raw: &str) -> Result<(), ApiError> {
             Ok(())
         }
         // An assistant turn that only called tools carries no content.
-        None | Some("null")
-            if message.tool_calls.is_some() || role.as_deref() == Some("assistant") =>
-        {
-            Ok(())
-        }
+        None | Some("null") if tool_calls || role.as_deref() == Some("assistant") => Ok(()),
         _ => Err(ApiError::validation(
             format!("messages[{i}].content"),
             "Content must be a string or an array of content parts",
@@ -393,14 +399,32 @@ fn check_range(raw: &str, field: &str, min: f64, max: f64) -> Result<(), ApiErro
 fn positive_integer(raw: Option<&RawValue>, field: &str) -> Result<Option<u64>, ApiError> {
     match raw.map(RawValue::get) {
         None | Some("null") => Ok(None),
-        Some(raw) => match serde_json::from_str::<u64>(raw) {
-            Ok(n) if n >= 1 => Ok(Some(n)),
-            _ => Err(ApiError::validation(
-                field,
-                format!("{field} must be a whole number of at least 1"),
-            )),
-        },
+        Some(raw) => whole_number(raw)
+            .filter(|n| *n >= 1)
+            .map(Some)
+            .ok_or_else(|| {
+                ApiError::validation(
+                    field,
+                    format!("{field} must be a whole number of at least 1"),
+                )
+            }),
     }
+}
+
+/// `5`, and also `5.0` or `5e0`: JSON has one number type, and a whole number written
+/// with a fraction or an exponent is still whole (JSON Schema's `integer` agrees).
+/// Beyond `u64`, it saturates, which any cap refuses.
+fn whole_number(raw: &str) -> Option<u64> {
+    if let Ok(n) = raw.parse::<u64>() {
+        return Some(n);
+    }
+    let x = raw.parse::<f64>().ok()?;
+    #[expect(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        reason = "a finite whole number of at least 0, saturating above u64::MAX"
+    )]
+    (x.is_finite() && x >= 0.0 && x.fract() == 0.0).then_some(x as u64)
 }
 
 #[cfg(test)]
@@ -500,6 +524,31 @@ mod tests {
         }));
         let request = validate(&body).unwrap();
         assert_eq!(request.fallbacks, ["a/b", "c/d"]);
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_with_a_fraction_or_an_exponent() {
+        for (raw, n) in [
+            ("5", Some(5)),
+            ("5.0", Some(5)),
+            ("1e2", Some(100)),
+            ("5.5", None),
+            ("-1", None),
+            ("\"5\"", None),
+        ] {
+            assert_eq!(whole_number(raw), n, "{raw}");
+        }
+        assert_eq!(whole_number("1e300"), Some(u64::MAX));
+    }
+
+    #[test]
+    fn tool_calls_are_an_array_or_nothing() {
+        let with = |calls: Value| json!({"model": "m", "messages": [{"role": "tool", "content": null, "tool_calls": calls}]});
+        assert!(validate(&with(json!([{"id": "c1"}]))).is_ok());
+        assert_eq!(field_of(with(json!({}))), "messages[0].tool_calls");
+        let assistant =
+            json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": "x"}]});
+        assert_eq!(field_of(assistant), "messages[0].tool_calls");
     }
 
     #[test]

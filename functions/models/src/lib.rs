@@ -1,8 +1,10 @@
-//! GET /health and the model catalogue under /api/v1/models.
+//! GET /health, the model catalogue under /api/v1/models, and the API's own description
+//! at /api/v1/openapi.json.
 
 mod cached;
 mod catalog;
 mod health;
+mod openapi;
 mod query;
 mod request_url;
 
@@ -17,6 +19,7 @@ use llm_proxy_shared::routes::{self, Route};
 pub fn routes() -> Vec<Route<Arc<AppState>>> {
     vec![
         Route::get(routes::HEALTH, health::health),
+        Route::get("/api/v1/openapi.json", openapi::openapi),
         Route::get("/api/v1/models", catalog::list),
         Route::get("/api/v1/models/count", catalog::count),
         Route::get("/api/v1/model/{author}/{slug}", catalog::model_by_slug),
@@ -27,6 +30,8 @@ pub fn routes() -> Vec<Route<Arc<AppState>>> {
         Route::get("/api/v1/models/{*id}", catalog::model),
     ]
 }
+
+pub use openapi::DOCUMENT as OPENAPI;
 
 pub fn router(state: Arc<AppState>) -> Router {
     routes::router(routes()).with_state(state)

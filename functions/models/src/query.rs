@@ -30,6 +30,16 @@ impl Params {
             .filter(|v| !v.is_empty())
     }
 
+    /// The last value given for a number `name`, trimmed. Unlike [`Self::text`], an
+    /// empty value is given: `limit=` is not a whole number, so it is a 400.
+    fn given(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.trim())
+    }
+
     /// Every comma-separated value of every `name`, lower-cased.
     fn list(&self, names: &[&str]) -> Vec<String> {
         self.0
@@ -43,7 +53,7 @@ impl Params {
 
     /// 1 or more, `default` when absent; more than [`MAX_LIMIT`] is [`MAX_LIMIT`].
     pub fn limit(&self, name: &str, default: usize) -> Result<usize, ApiError> {
-        match self.text(name) {
+        match self.given(name) {
             None => Ok(default),
             // Digits only, not all zeros; however many, at most MAX_LIMIT are returned.
             Some(v) => (v.bytes().all(|b| b.is_ascii_digit()) && v.bytes().any(|b| b != b'0'))
@@ -59,7 +69,7 @@ impl Params {
 
     /// 0 or more.
     pub fn offset(&self, name: &str) -> Result<usize, ApiError> {
-        match self.text(name) {
+        match self.given(name) {
             None => Ok(0),
             Some(v) => v.parse::<usize>().map_err(|_| {
                 ApiError::validation(
@@ -75,7 +85,7 @@ impl Params {
 
     /// A number of 0 or more, if given.
     fn number(&self, name: &str) -> Result<Option<f64>, ApiError> {
-        match self.text(name) {
+        match self.given(name) {
             None => Ok(None),
             Some(v) => v
                 .parse::<f64>()
@@ -164,13 +174,21 @@ mod tests {
                 .unwrap(),
             100
         );
-        for bad in ["limit=0", "limit=abc", "limit=-1", "limit=1.5"] {
+        for bad in [
+            "limit=0",
+            "limit=abc",
+            "limit=-1",
+            "limit=1.5",
+            "limit=",
+            "limit=5&limit=",
+        ] {
             assert!(
                 Params::parse(Some(bad)).limit("limit", 50).is_err(),
                 "{bad}"
             );
         }
         assert!(Params::parse(Some("offset=-1")).offset("offset").is_err());
+        assert!(Params::parse(Some("offset=")).offset("offset").is_err());
     }
 
     #[test]

@@ -11,8 +11,11 @@
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use llm_proxy_tests::dynamo::{self, DynamoServer};
+use llm_proxy_tests::ws::tungstenite::Message;
+use llm_proxy_tests::ws::{WsClient, content as ws_content};
 use llm_proxy_tests::{GatewayProcess, MockOpenRouter};
 use serde_json::{Value, json};
 
@@ -133,6 +136,8 @@ async fn logs_never_hold_the_key_a_prompt_an_answer_or_a_client_address() {
     static MEGA_MODEL: std::sync::LazyLock<String> =
         std::sync::LazyLock::new(|| format!("mega/{}", "m".repeat(1024 * 1024)));
     const PROMPT: &str = "my secret prompt 7d1e0b";
+    const WS_PROMPT: &str = "my secret websocket prompt 93c4aa";
+    const WS_JUNK: &str = "unparseable websocket junk 5f02e1";
     let server = DynamoServer::start().unwrap();
     let table = "llm-proxy-rate-limits";
     dynamo::create_table(&dynamo::client(&server.endpoint).await, table)
@@ -154,12 +159,32 @@ async fn logs_never_hold_the_key_a_prompt_an_answer_or_a_client_address() {
             ("LOG_LEVEL", "debug"),
             ("RATE_LIMIT_TABLE", table),
             ("RATE_LIMIT_HASH_KEY", &hash_key),
-            ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "7"),
+            // Seven chat requests and one over WebSocket; the ninth is over the limit.
+            ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "8"),
             ("MODEL_DENYLIST", "mega/*"),
         ]);
         let gateway = GatewayProcess::start(binary(), &vars).unwrap();
         let client = client_at(CLIENT);
         let mut answers = String::new();
+
+        // Over WebSocket: an inference, and a message that is not JSON at all.
+        let ws_url = format!("{}/ws", gateway.base_url.replacen("http://", "ws://", 1));
+        let mut ws = WsClient::connect_from(&ws_url, CLIENT.parse().unwrap())
+            .await
+            .unwrap();
+        ws.send(&json!({"type": "inference_request", "id": "w1", "data": {
+            "model": "openai/gpt-4o", "messages": [{"role": "user", "content": WS_PROMPT}]}}))
+            .await
+            .unwrap();
+        let replies = ws
+            .until_final("w1", Duration::from_secs(10), &mut Vec::new())
+            .await;
+        assert!(
+            ws_content(&replies).contains("websocket prompt"),
+            "the WebSocket answer came back: {replies:?}"
+        );
+        ws.send_raw(Message::text(WS_JUNK)).await.unwrap();
+        assert_eq!(ws.message(Duration::from_secs(10)).await["type"], "error");
         for (model, stream) in [
             ("openai/gpt-4o", false),
             ("openai/gpt-4o", true),
@@ -200,6 +225,8 @@ async fn logs_never_hold_the_key_a_prompt_an_answer_or_a_client_address() {
         for (what, secret) in [
             ("the key", KEY),
             ("the prompt", PROMPT),
+            ("the WebSocket prompt", WS_PROMPT),
+            ("the WebSocket message", WS_JUNK),
             ("the answer", "You said"),
             ("the client address", CLIENT),
             ("a megabyte of model name", &MEGA_MODEL[..1000]),

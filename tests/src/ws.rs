@@ -41,6 +41,33 @@ impl WsClient {
         })
     }
 
+    /// Opens `url` (`ws://IP:PORT/...`) from the local address `local`, as a client at
+    /// that address would.
+    pub async fn connect_from(
+        url: &str,
+        local: std::net::IpAddr,
+    ) -> Result<Self, tungstenite::Error> {
+        let no_host = || tungstenite::Error::Url(tungstenite::error::UrlError::NoHostName);
+        let authority = url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .ok_or_else(no_host)?;
+        let remote: std::net::SocketAddr = authority.parse().map_err(|_| no_host())?;
+        let socket = match remote {
+            std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+            std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+        };
+        socket.bind(std::net::SocketAddr::new(local, 0))?;
+        let tcp = socket.connect(remote).await?;
+        let (stream, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await?;
+        Ok(Self {
+            stream,
+            parts: HashMap::new(),
+            frame_sizes: Vec::new(),
+        })
+    }
+
     pub async fn send(&mut self, message: &Value) -> Result<(), tungstenite::Error> {
         self.send_raw(Message::text(message.to_string())).await
     }

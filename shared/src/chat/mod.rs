@@ -82,7 +82,7 @@ pub async fn send(
     } = call;
     let model = quote(&model).into_owned();
     if stream {
-        let upstream = app.openrouter.start_chat(body, attribution).await?;
+        let upstream = app.openrouter.start_stream(body, attribution).await?;
         let generation_id = upstream.headers().get(GENERATION_ID).cloned();
         tracing::info!(model = %model, "stream started");
         let settings = RelaySettings {

@@ -29,6 +29,9 @@ pub enum OpenRouterError {
     Answered(Box<ErrorAnswer>),
     #[error("OpenRouter's answer is larger than {0} bytes")]
     TooLarge(usize),
+    /// A success status over a body that is not what was asked for.
+    #[error("OpenRouter's answer could not be read: {0}")]
+    Unreadable(&'static str),
 }
 
 /// An error OpenRouter answered with. Texts are already scrubbed of the key.
@@ -59,6 +62,10 @@ impl From<OpenRouterError> for ApiError {
             }
             .into(),
             OpenRouterError::Answered(answer) => map_answer(*answer).into(),
+            OpenRouterError::Unreadable(why) => UpstreamError::bad_gateway(format!(
+                "OpenRouter's answer could not be read: {why}"
+            ))
+            .into(),
             OpenRouterError::TooLarge(limit) => UpstreamError::bad_gateway(format!(
                 "OpenRouter's answer is larger than the {limit} bytes the proxy returns in one body; ask for it streamed"
             ))

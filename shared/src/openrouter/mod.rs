@@ -138,8 +138,45 @@ impl OpenRouterClient {
         let response = self.start_chat(body, attribution).await?;
         let generation_id = response.headers().get(GENERATION_ID).cloned();
         let body = self.read_body(response, ANSWER_LIMIT).await?;
-        // OpenRouter commits to 200 before the model answers; a failure after that
-        // arrives as an error object in the body (after the keep-alive whitespace).
+        self.late_error(&body)?;
+        // A 200 the caller cannot parse is no answer: a proxy or a provider between
+        // here and the model broke it off. Checked without building a tree.
+        if serde_json::from_slice::<serde::de::IgnoredAny>(body.trim_ascii()).is_err() {
+            return Err(OpenRouterError::Unreadable("its answer is not valid JSON"));
+        }
+        Ok(Completion {
+            body,
+            generation_id,
+        })
+    }
+
+    /// A streamed chat completion whose headers arrived with a success status, and
+    /// which is an event stream. Anything else behind a 200 (an error object, a JSON
+    /// answer, a page) is answered before the caller's first byte, with its status.
+    pub async fn start_stream(
+        &self,
+        body: Bytes,
+        attribution: &Attribution,
+    ) -> Result<reqwest::Response, OpenRouterError> {
+        let response = self.start_chat(body, attribution).await?;
+        let is_sse = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
+        if is_sse {
+            return Ok(response);
+        }
+        let body = self.read_body(response, ANSWER_LIMIT).await?;
+        self.late_error(&body)?;
+        Err(OpenRouterError::Unreadable(
+            "it answered a streamed request with something other than an event stream",
+        ))
+    }
+
+    /// OpenRouter commits to 200 before the model answers; a failure after that
+    /// arrives as an error object in the body (after the keep-alive whitespace).
+    fn late_error(&self, body: &[u8]) -> Result<(), OpenRouterError> {
         let trimmed = body.trim_ascii_start();
         if is_error_object(trimmed)
             && let Ok(value) = serde_json::from_slice::<Value>(trimmed)
@@ -151,10 +188,7 @@ impl OpenRouterClient {
                 .unwrap_or(502);
             return Err(self.answered(Call::Chat, status, &value, None));
         }
-        Ok(Completion {
-            body,
-            generation_id,
-        })
+        Ok(())
     }
 
     /// The whole model catalogue, image and audio models included (the plain call

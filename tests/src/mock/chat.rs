@@ -22,6 +22,8 @@ pub async fn answer(request: &Value, behaviour: Behaviour) -> Response {
             fixtures::CHAT_COMPLETION_ID,
         ),
         Behaviour::Status(status) => errors::for_status(status),
+        Behaviour::Html(status) => errors::html_page(status),
+        Behaviour::InvalidJson => errors::invalid_json(),
         Behaviour::Stall(delay) => {
             tokio::time::sleep(delay).await;
             echo(request)

@@ -58,3 +58,18 @@ fn raw(status: u16, body: Bytes) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
+
+/// An HTML error page with `status`, as a CDN or load balancer in front of a service
+/// answers when the service is down.
+pub fn html_page(status: u16) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let page = format!(
+        "<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n<center><h1>{status}</h1></center>\r\n</body>\r\n</html>\r\n"
+    );
+    (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
+}
+
+/// A 200 JSON body that breaks off in the middle.
+pub fn invalid_json() -> Response {
+    raw(200, Bytes::from_static(br#"{"id":"gen-mock-broken","object":"chat.completion","choices":[{"message":{"role":"assist"#))
+}

@@ -36,6 +36,14 @@ pub enum Behaviour {
     /// Streams: the captured text stream one event per test `step()`, the first at
     /// once. A proxy that buffers never shows event k, and the test never steps.
     LockStep,
+    /// An HTML error page with this status, as a proxy in front of OpenRouter
+    /// answers when it fails (`mock/html-502`).
+    Html(u16),
+    /// A 200 whose JSON body breaks off (`mock/invalid-json`); asked for a stream, the
+    /// same, which is not an event stream either.
+    InvalidJson,
+    /// Asked for a stream, a 200 with the JSON completion instead (`mock/not-sse`).
+    NotSse,
     /// Streams: half the text stream, then OpenRouter's error event (`mock/stream-error`).
     StreamError,
     /// Streams: half the text stream, half an event, a broken connection.
@@ -81,6 +89,9 @@ impl Behaviour {
                 every: Duration::from_millis(numbers.get(1).copied().unwrap_or(10)),
             },
             "reset" => Self::Reset,
+            "html" => Self::Html(u16::try_from(first?).ok()?),
+            "invalid-json" => Self::InvalidJson,
+            "not-sse" => Self::NotSse,
             "late-error" => Self::ErrorInBody(u16::try_from(first.unwrap_or(502)).ok()?),
             "stream-error" => Self::StreamError,
             "stream-reset" => Self::StreamReset,
@@ -128,6 +139,10 @@ mod tests {
         assert_eq!(
             Behaviour::from_model("mock/stream-stall-5000"),
             Some(Behaviour::StreamStall(Duration::from_millis(5000)))
+        );
+        assert_eq!(
+            Behaviour::from_model("mock/html-502"),
+            Some(Behaviour::Html(502))
         );
         assert_eq!(Behaviour::from_model("openai/gpt-4o"), None);
         assert_eq!(Behaviour::from_model("mock/unheard-of"), None);

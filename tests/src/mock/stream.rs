@@ -57,6 +57,9 @@ pub async fn answer(shared: Arc<Shared>, request: &Value, behaviour: Behaviour) 
     let first_half = || -> Vec<Step> { text[..half].iter().cloned().map(Step::Send).collect() };
     let (steps, id): (Vec<Step>, String) = match behaviour {
         Behaviour::Status(status) => return errors::for_status(status),
+        Behaviour::Html(status) => return errors::html_page(status),
+        Behaviour::InvalidJson => return errors::invalid_json(),
+        Behaviour::NotSse => return super::chat::answer(request, Behaviour::Echo).await,
         Behaviour::Stall(delay) => {
             tokio::time::sleep(delay).await;
             return answer_echo(shared, request);

@@ -1,0 +1,133 @@
+//! Hostile input a client can send beyond a bad JSON body (`inference.rs` has those):
+//! request heads the HTTP parser refuses, bodies built to exhaust a parser, and
+//! WebSocket frames that are binary or fragmented. Each is refused on its own, and the
+//! gateway goes on serving everyone else.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "a test fails loudly"
+)]
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use llm_proxy_tests::ws::WsClient;
+use llm_proxy_tests::ws::tungstenite::Message;
+use llm_proxy_tests::ws::tungstenite::protocol::frame::Frame;
+use llm_proxy_tests::ws::tungstenite::protocol::frame::coding::{Data, OpCode};
+use llm_proxy_tests::{Gateway, gateway_with_mock};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+/// Sends `request` as raw bytes on a new connection and returns the status line.
+fn raw_status(gateway: &Gateway, request: &[u8]) -> String {
+    let addr = gateway.base_url.trim_start_matches("http://");
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    socket.set_read_timeout(Some(WAIT)).unwrap();
+    // The server may refuse before the whole of a large head is written.
+    let _ = socket.write_all(request);
+    let mut answer = Vec::new();
+    let _ = socket.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    answer.lines().next().unwrap_or_default().to_owned()
+}
+
+async fn healthy(gateway: &Gateway) {
+    let response = reqwest::get(gateway.url("/health")).await.unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn request_heads_the_parser_refuses_are_refused_and_nothing_else_is_affected() {
+    let (_mock, gateway) = gateway_with_mock(&[]).await.unwrap();
+    let big_header = [
+        &b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: "[..],
+        &vec![b'a'; 1024 * 1024],
+        b"\r\n\r\n",
+    ]
+    .concat();
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("a 1 MB header", big_header, "431"),
+        (
+            "a CR inside a forwarded header",
+            b"POST /api/v1/inference HTTP/1.1\r\nHost: x\r\nHTTP-Referer: a\rX-Injected: 1\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
+            "400",
+        ),
+        ("a request line that is not one", b"GARBAGE\r\n\r\n".to_vec(), "400"),
+        (
+            "a path that is not UTF-8",
+            b"GET /api/v1/models/\xff HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
+            "400",
+        ),
+    ];
+    for (what, request, status) in cases {
+        let gateway_ref = &gateway;
+        let line = tokio::task::block_in_place(|| raw_status(gateway_ref, &request));
+        assert!(line.contains(status), "{what}: {line:?}");
+        healthy(&gateway).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bodies_built_to_exhaust_a_parser_are_400s() {
+    let (mock, gateway) = gateway_with_mock(&[]).await.unwrap();
+    let client = reqwest::Client::new();
+    let deep = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"x":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let huge_number =
+        r#"{"model":"m","messages":[{"role":"user","content":"x"}],"temperature":1e999}"#;
+    for (what, body, field) in [
+        ("nested 100,000 deep", deep, "body"),
+        ("1e999", huge_number.to_owned(), "temperature"),
+    ] {
+        let response = client
+            .post(gateway.url("/api/v1/inference"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "{what}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"]["details"]["field"], field, "{what}: {error}");
+    }
+    assert!(mock.received().is_empty(), "nothing reached OpenRouter");
+    healthy(&gateway).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn binary_and_fragmented_websocket_frames() {
+    let (_mock, gateway) = gateway_with_mock(&[("OPENROUTER_API_KEY", "sk-or-v1-ws")])
+        .await
+        .unwrap();
+    let mut client = WsClient::connect(&gateway.ws_url()).await.unwrap();
+
+    // A binary frame is not a message of the protocol: an error, and the socket stays.
+    client
+        .send_raw(Message::binary(b"\x00\x01binary".to_vec()))
+        .await
+        .unwrap();
+    let error = client.message(WAIT).await;
+    assert_eq!(error["type"], "error", "{error}");
+
+    // A text message in three fragments is one message.
+    let ping = json!({"type": "ping"}).to_string().into_bytes();
+    let (a, rest) = ping.split_at(4);
+    let (b, c) = rest.split_at(4);
+    for (i, part) in [a, b, c].into_iter().enumerate() {
+        let opcode = if i == 0 {
+            OpCode::Data(Data::Text)
+        } else {
+            OpCode::Data(Data::Continue)
+        };
+        let frame = Frame::message(part.to_vec(), opcode, i == 2);
+        client.send_raw(Message::Frame(frame)).await.unwrap();
+    }
+    let heartbeat = client.message(WAIT).await;
+    assert_eq!(heartbeat["type"], "heartbeat", "{heartbeat}");
+}

@@ -5,7 +5,8 @@ mod cached;
 mod catalog;
 mod health;
 mod openapi;
-mod query;
+/// Public for the fuzz targets (`fuzz/`).
+pub mod query;
 mod request_url;
 
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! carry.
 
 /// Where the last complete event in `buffer` ends (just past its blank line).
-pub(super) fn last_event_end(buffer: &[u8], scan_from: usize) -> Option<usize> {
+pub fn last_event_end(buffer: &[u8], scan_from: usize) -> Option<usize> {
     let mut end = None;
     let mut i = scan_from;
     while i + 1 < buffer.len() {
@@ -22,7 +22,7 @@ pub(super) fn last_event_end(buffer: &[u8], scan_from: usize) -> Option<usize> {
 
 /// Checks complete events line by line: fields, comments, and `data:` that is JSON or
 /// `[DONE]`. `Ok(saw_done)`, or `Err(bytes of whole valid events before the bad one)`.
-pub(super) fn check_events(events: &[u8]) -> Result<bool, usize> {
+pub fn check_events(events: &[u8]) -> Result<bool, usize> {
     let mut saw_done = false;
     let mut event_start = 0;
     let mut offset = 0;

@@ -16,7 +16,7 @@
 //! Layout: `events` (SSE framing), `reader` (upstream bytes to checked events); this
 //! module runs the relay and reports what the answer cost when it ends.
 
-mod events;
+pub mod events;
 mod reader;
 
 use std::future::Future;

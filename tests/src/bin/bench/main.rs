@@ -5,7 +5,7 @@
 //! OpenRouter in-process; everything on 127.0.0.1). `report` is the one table
 //! `scripts/bench` prints (report.rs); the others look closer at one part: `models`, `ratelimit`,
 //! `stream`, `websocket`, `all` (those four), and `stream-lambda` (the stream function under
-//! `cargo lambda watch --release`; compiles it first if needed).
+//! `cargo lambda watch --release`; compiles it first if needed), `soak` (a mixed load, soak.rs).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -14,6 +14,7 @@
 
 mod client;
 mod report;
+mod soak;
 
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
@@ -33,6 +34,7 @@ async fn main() -> ExitCode {
         "report" => report::report().await,
         "lambda-init" => report::lambda_init_table().await,
         "load" => report::load().await,
+        "soak" => soak::soak().await,
         "all" => {
             async {
                 models().await?;
@@ -43,7 +45,7 @@ async fn main() -> ExitCode {
             .await
         }
         _ => Err(
-            "usage: bench report|lambda-init|load|models|ratelimit|stream|websocket|bodies|all|stream-lambda".to_owned(),
+            "usage: bench report|lambda-init|load|soak|models|ratelimit|stream|websocket|bodies|all|stream-lambda".to_owned(),
         ),
     };
     match result {

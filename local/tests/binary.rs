@@ -168,7 +168,7 @@ async fn logs_never_hold_the_key_a_prompt_an_answer_or_a_client_address() {
         let mut answers = String::new();
 
         // Over WebSocket: an inference, and a message that is not JSON at all.
-        let ws_url = format!("{}/ws", gateway.base_url.replacen("http://", "ws://", 1));
+        let ws_url = gateway.ws_url();
         let mut ws = WsClient::connect_from(&ws_url, CLIENT.parse().unwrap())
             .await
             .unwrap();

@@ -105,8 +105,13 @@ impl Gateway {
 
     /// The WebSocket endpoint, `ws://127.0.0.1:PORT/ws`.
     pub fn ws_url(&self) -> String {
-        format!("{}/ws", self.base_url.replacen("http://", "ws://", 1))
+        ws_url(&self.base_url)
     }
+}
+
+/// The WebSocket endpoint of a gateway served at `base_url`.
+fn ws_url(base_url: &str) -> String {
+    format!("{}/ws", base_url.replacen("http://", "ws://", 1))
 }
 
 impl Drop for Gateway {
@@ -182,6 +187,10 @@ impl GatewayProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base_url)
+    }
+
+    pub fn ws_url(&self) -> String {
+        ws_url(&self.base_url)
     }
 
     /// Asks the gateway to stop (SIGTERM, as a service manager would) and waits up to

@@ -34,11 +34,15 @@ impl WsClient {
     /// Opens `url`. A refused `$connect` is `Err(tungstenite::Error::Http(response))`.
     pub async fn connect(url: &str) -> Result<Self, tungstenite::Error> {
         let (stream, _) = connect_async(url).await?;
-        Ok(Self {
+        Ok(Self::over(stream))
+    }
+
+    fn over(stream: WebSocketStream<MaybeTlsStream<TcpStream>>) -> Self {
+        Self {
             stream,
             parts: HashMap::new(),
             frame_sizes: Vec::new(),
-        })
+        }
     }
 
     /// Opens `url` (`ws://IP:PORT/...`) from the local address `local`, as a client at
@@ -61,11 +65,7 @@ impl WsClient {
         socket.bind(std::net::SocketAddr::new(local, 0))?;
         let tcp = socket.connect(remote).await?;
         let (stream, _) = tokio_tungstenite::client_async(url, MaybeTlsStream::Plain(tcp)).await?;
-        Ok(Self {
-            stream,
-            parts: HashMap::new(),
-            frame_sizes: Vec::new(),
-        })
+        Ok(Self::over(stream))
     }
 
     pub async fn send(&mut self, message: &Value) -> Result<(), tungstenite::Error> {

@@ -32,8 +32,6 @@ pub fn routes() -> Vec<Route<Arc<AppState>>> {
     ]
 }
 
-pub use openapi::DOCUMENT as OPENAPI;
-
 pub fn router(state: Arc<AppState>) -> Router {
     routes::router(routes()).with_state(state)
 }

@@ -5,7 +5,7 @@
 use axum::http::header;
 use axum::response::IntoResponse;
 
-pub const DOCUMENT: &str = include_str!("../../../docs/openapi.json");
+const DOCUMENT: &str = include_str!("../../../docs/openapi.json");
 
 pub async fn openapi() -> impl IntoResponse {
     (

@@ -75,8 +75,7 @@ impl OpenRouterClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("llm-proxy/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let chat_url = reqwest::Url::parse(&format!("{}/chat/completions", config.base_url))
-            .map_err(ClientBuildError::Url)?;
+        let chat_url = reqwest::Url::parse(&format!("{}/chat/completions", config.base_url))?;
         Ok(Self {
             http,
             chat_url,

@@ -292,10 +292,33 @@ async fn ratelimit() -> Result<(), String> {
     Ok(())
 }
 
+/// Both runs' figures, and what the proxy added: `via[i] - straight[i]`, the runs having
+/// alternated.
+fn print_pairwise(
+    straight: Vec<Duration>,
+    straight_label: &str,
+    via: Vec<Duration>,
+    via_label: &str,
+) {
+    let added: Vec<Duration> = via
+        .iter()
+        .zip(&straight)
+        .map(|(v, s)| v.saturating_sub(*s))
+        .collect();
+    Figures::new(straight, None).print(straight_label);
+    Figures::new(via, None).print(via_label);
+    Figures::new(added, None).print("added by the proxy (pairwise)");
+}
+
 /// Reads /proc/PID/status for VmRSS in KiB.
 fn rss_kib(pid: u32) -> Option<u64> {
+    status_kib(pid, "VmRSS:")
+}
+
+/// A `field` of /proc/PID/status that is counted in KiB.
+fn status_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
@@ -364,14 +387,12 @@ async fn stream() -> Result<(), String> {
     println!(
         "stream: local-gateway ({PROFILE}); time to first byte, 1000 streams each way, alternating"
     );
-    let added: Vec<Duration> = via
-        .iter()
-        .zip(&straight)
-        .map(|(v, s)| v.saturating_sub(*s))
-        .collect();
-    Figures::new(straight, None).print("straight to the mock");
-    Figures::new(via, None).print("through the proxy (local gateway)");
-    Figures::new(added, None).print("added by the proxy (pairwise)");
+    print_pairwise(
+        straight,
+        "straight to the mock",
+        via,
+        "through the proxy (local gateway)",
+    );
 
     relay_volume(&client, &through, pid).await?;
     Ok(())
@@ -460,7 +481,7 @@ async fn websocket() -> Result<(), String> {
             ("WS_MAX_CONNECTIONS", "1000000"),
         ],
     )?;
-    let ws_url = format!("{}/ws", gateway.base_url.replacen("http://", "ws://", 1));
+    let ws_url = gateway.ws_url();
     let wait = Duration::from_secs(60);
     let request = |id: &str, model: &str| {
         serde_json::json!({"type": "inference_request", "id": id,
@@ -510,14 +531,12 @@ async fn websocket() -> Result<(), String> {
             straight.push(direct_first);
         }
     }
-    let added: Vec<Duration> = via
-        .iter()
-        .zip(&straight)
-        .map(|(v, s)| v.saturating_sub(*s))
-        .collect();
-    Figures::new(straight, None).print("first delta straight from the mock (SSE)");
-    Figures::new(via, None).print("first delta over the WebSocket emulation");
-    Figures::new(added, None).print("added by the proxy (pairwise)");
+    print_pairwise(
+        straight,
+        "first delta straight from the mock (SSE)",
+        via,
+        "first delta over the WebSocket emulation",
+    );
     drop(client);
 
     // 3. Memory holding 1,000 idle connections.
@@ -556,9 +575,7 @@ async fn first_content(
 
 /// Reads /proc/PID/status for VmHWM (peak RSS) in KiB.
 fn peak_rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+    status_kib(pid, "VmHWM:")
 }
 
 /// Memory for large request bodies: the gateway's peak RSS while `n` clients at once

@@ -117,7 +117,7 @@ pub async fn soak() -> Result<(), String> {
         ],
     )?;
     let pid = gateway.pid();
-    let ws_url = format!("{}/ws", gateway.base_url.replacen("http://", "ws://", 1));
+    let ws_url = gateway.ws_url();
     let base_url = gateway.base_url.clone();
     println!(
         "soak: {total} requests at concurrency {concurrency} against the release local-gateway (pid {pid}): 3/10 chat, 2/10 invalid, 2/10 streamed, 2/10 catalogue, 1/10 WebSocket"

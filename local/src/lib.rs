@@ -4,6 +4,7 @@
 //! (`main.rs`) and the in-process end-to-end tests both use these two.
 
 mod in_flight;
+mod refusals;
 mod serve;
 mod websocket;
 

@@ -20,6 +20,8 @@ use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt;
 
+use crate::refusals::ParseRefusals;
+
 /// How long in-flight connections get to finish once shutdown begins.
 const DRAIN: Duration = Duration::from_secs(5);
 
@@ -64,7 +66,7 @@ pub async fn serve(
         }
         let mut stream = TimeoutStream::new(stream);
         stream.set_write_timeout(Some(edges.write_timeout));
-        let io = TokioIo::new(Box::pin(stream));
+        let io = TokioIo::new(ParseRefusals::new(Box::pin(stream)));
         let service = app
             .clone()
             .map_request(move |mut request: http::Request<Incoming>| {

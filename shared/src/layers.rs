@@ -24,7 +24,7 @@ use crate::state::AppState;
 /// allows no content, no framing, no referrer, no sniffing. `Cross-Origin-Resource-Policy`
 /// is `cross-origin` (Helmet's default is `same-origin`) because browsers on other
 /// origins are this API's callers; CORS decides what they may read.
-const SECURITY_HEADERS: [(HeaderName, HeaderValue); 12] = [
+pub const SECURITY_HEADERS: [(HeaderName, HeaderValue); 12] = [
     (
         HeaderName::from_static("content-security-policy"),
         HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),

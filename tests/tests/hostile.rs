@@ -1,5 +1,6 @@
 //! Hostile input a client can send beyond a bad JSON body (`inference.rs` has those):
-//! request heads the HTTP parser refuses, bodies built to exhaust a parser, and
+//! request heads the HTTP parser refuses (answered in the error shape all the same),
+//! bodies built to exhaust a parser, and
 //! WebSocket frames that are binary or fragmented. Each is refused on its own, and the
 //! gateway goes on serving everyone else.
 #![allow(
@@ -21,8 +22,9 @@ use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// Sends `request` as raw bytes on a new connection and returns the status line.
-fn raw_status(gateway: &Gateway, request: &[u8]) -> String {
+/// Sends `request` as raw bytes on a new connection and returns the last answer on it:
+/// its head, and its body as JSON.
+fn raw_answer(gateway: &Gateway, request: &[u8]) -> (String, Value) {
     let addr = gateway.base_url.trim_start_matches("http://");
     let mut socket = std::net::TcpStream::connect(addr).unwrap();
     socket.set_read_timeout(Some(WAIT)).unwrap();
@@ -31,7 +33,12 @@ fn raw_status(gateway: &Gateway, request: &[u8]) -> String {
     let mut answer = Vec::new();
     let _ = socket.read_to_end(&mut answer);
     let answer = String::from_utf8_lossy(&answer);
-    answer.lines().next().unwrap_or_default().to_owned()
+    let last = answer.rfind("HTTP/1.1 ").unwrap_or_default();
+    let (head, body) = answer[last..]
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no whole answer: {answer:?}"));
+    let body = serde_json::from_str(body).unwrap_or_else(|_| panic!("not JSON: {answer:?}"));
+    (head.to_owned(), body)
 }
 
 async fn healthy(gateway: &Gateway) {
@@ -48,24 +55,49 @@ async fn request_heads_the_parser_refuses_are_refused_and_nothing_else_is_affect
         b"\r\n\r\n",
     ]
     .concat();
-    let cases: [(&str, Vec<u8>, &str); 4] = [
-        ("a 1 MB header", big_header, "431"),
+    let long_path = [
+        &b"GET /api/v1/models/"[..],
+        &vec![b'a'; 70 * 1024],
+        b" HTTP/1.1\r\nHost: x\r\n\r\n",
+    ]
+    .concat();
+    let cases: [(&str, Vec<u8>, u16, &str); 6] = [
+        ("a 1 MB header", big_header, 431, "headers"),
         (
             "a CR inside a forwarded header",
             b"POST /api/v1/inference HTTP/1.1\r\nHost: x\r\nHTTP-Referer: a\rX-Injected: 1\r\nContent-Length: 2\r\n\r\n{}".to_vec(),
-            "400",
+            400,
+            "request",
         ),
-        ("a request line that is not one", b"GARBAGE\r\n\r\n".to_vec(), "400"),
+        ("a request line that is not one", b"GARBAGE\r\n\r\n".to_vec(), 400, "request"),
         (
             "a path that is not UTF-8",
             b"GET /api/v1/models/\xff HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(),
-            "400",
+            400,
+            "request",
+        ),
+        ("a 70 KB path", long_path, 414, "path"),
+        (
+            "garbage after a good request on the same connection",
+            b"GET /health HTTP/1.1\r\nHost: x\r\n\r\nGARBAGE\r\n\r\n".to_vec(),
+            400,
+            "request",
         ),
     ];
-    for (what, request, status) in cases {
+    for (what, request, status, field) in cases {
         let gateway_ref = &gateway;
-        let line = tokio::task::block_in_place(|| raw_status(gateway_ref, &request));
-        assert!(line.contains(status), "{what}: {line:?}");
+        let (head, body) = tokio::task::block_in_place(|| raw_answer(gateway_ref, &request));
+        assert!(
+            head.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{what}: {head}"
+        );
+        assert!(
+            head.contains("\r\ncontent-type: application/json\r\n"),
+            "{what}: {head}"
+        );
+        assert_eq!(body["error"]["code"], status, "{what}: {body}");
+        assert_eq!(body["error"]["type"], "validation", "{what}: {body}");
+        assert_eq!(body["error"]["details"]["field"], field, "{what}: {body}");
         healthy(&gateway).await;
     }
 }

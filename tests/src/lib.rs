@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod lambda;
 pub mod lambda_api;
 pub mod mock;
+pub mod proc_status;
 pub mod process;
 pub mod python;
 pub mod runtime_api;

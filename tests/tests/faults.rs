@@ -5,6 +5,9 @@
 //! request in flight (a task or an upstream connection still held) would turn every
 //! later request into a 503; the last request of the run must still be answered.
 //!
+//! What each fault costs the gateway in memory is measured on the binary, in
+//! `local/tests/fault_memory.rs`.
+//!
 //! Faults tested elsewhere: the client leaving mid-answer (`streaming.rs`), DynamoDB down
 //! or silent (`rate_limit_store.rs`, `rate_limit_gateway.rs`), the Management API
 //! answering 410 or 429 (`websocket_worker.rs`), a stalled reader (`edges.rs`).
@@ -120,7 +123,7 @@ async fn every_upstream_fault_gets_its_documented_error_in_time() {
     .unwrap();
     let client = reqwest::Client::new();
 
-    let matrix: [(&str, &str, &str, Seen); 14] = [
+    let matrix: [(&str, &str, &str, Seen); 16] = [
         (
             "resets mid-body",
             JSON,
@@ -179,6 +182,18 @@ async fn every_upstream_fault_gets_its_documented_error_in_time() {
             "sends a 10 MB answer",
             JSON,
             "mock/big-10000000",
+            Seen::Error(502, "openrouter"),
+        ),
+        (
+            "sends a 10 MB answer without saying how long",
+            JSON,
+            "mock/big-chunked-10000000",
+            Seen::Error(502, "openrouter"),
+        ),
+        (
+            "answers with a 10 MB error page",
+            SSE,
+            "mock/html-502-10000000",
             Seen::Error(502, "openrouter"),
         ),
         (

@@ -21,6 +21,9 @@ use crate::header_names::{ATTRIBUTION, GENERATION_ID};
 pub const ANSWER_LIMIT: usize = 6 * 1024 * 1024;
 /// The largest catalogue read; OpenRouter's is about 1.5 MB.
 const CATALOG_LIMIT: usize = 32 * 1024 * 1024;
+/// The most of an error answer read. OpenRouter's are a few hundred bytes; a proxy's
+/// error page a few KB. Past this it is not OpenRouter's error shape anyway.
+const ERROR_LIMIT: usize = 64 * 1024;
 
 #[derive(Clone)]
 pub struct OpenRouterClient {
@@ -228,25 +231,50 @@ impl OpenRouterClient {
             .map_err(OpenRouterError::Unreachable)
     }
 
-    /// Reads a whole body, at most `limit` bytes of it.
+    /// Reads a whole body, at most `limit` bytes of it. A body that declares a larger
+    /// length is refused before any of it is read. The chunks are kept as they come and
+    /// joined once at the end, so a body refused part way never held more than the
+    /// limit, and none is copied into a buffer grown by doubling (which holds the old
+    /// and the new buffer at once).
     async fn read_body(
         &self,
         response: reqwest::Response,
         limit: usize,
     ) -> Result<Bytes, OpenRouterError> {
+        if response
+            .content_length()
+            .is_some_and(|length| length > limit as u64)
+        {
+            return Err(OpenRouterError::TooLarge(limit));
+        }
         let mut stream = response.bytes_stream();
-        let mut body = BytesMut::new();
+        let mut chunks: Vec<Bytes> = Vec::new();
+        let mut length = 0;
         loop {
             match tokio::time::timeout(self.request_timeout, stream.next()).await {
                 Err(_) => return Err(OpenRouterError::Timeout(self.request_timeout)),
-                Ok(None) => return Ok(body.freeze()),
-                Ok(Some(Ok(chunk))) if body.len() + chunk.len() > limit => {
+                Ok(None) => break,
+                Ok(Some(Ok(chunk))) if length + chunk.len() > limit => {
                     return Err(OpenRouterError::TooLarge(limit));
                 }
-                Ok(Some(Ok(chunk))) => body.extend_from_slice(&chunk),
+                Ok(Some(Ok(chunk))) => {
+                    length += chunk.len();
+                    chunks.push(chunk);
+                }
                 Ok(Some(Err(e))) => return Err(OpenRouterError::Unreachable(e)),
             }
         }
+        Ok(match chunks.len() {
+            0 => Bytes::new(),
+            1 => chunks.swap_remove(0),
+            _ => {
+                let mut body = BytesMut::with_capacity(length);
+                for chunk in chunks.drain(..) {
+                    body.extend_from_slice(&chunk);
+                }
+                body.freeze()
+            }
+        })
     }
 
     async fn error_from_response(
@@ -256,8 +284,10 @@ impl OpenRouterClient {
     ) -> OpenRouterError {
         let status = response.status().as_u16();
         let retry_after = response.headers().get(http::header::RETRY_AFTER).cloned();
-        // An error body is small; a huge or stalled one is not worth waiting for.
-        let body = match tokio::time::timeout(self.request_timeout, response.bytes()).await {
+        // An error body is small; a huge or stalled one is not worth waiting for, nor
+        // worth the memory.
+        let read = self.read_body(response, ERROR_LIMIT);
+        let body = match tokio::time::timeout(self.request_timeout, read).await {
             Ok(Ok(body)) => body,
             _ => Bytes::new(),
         };

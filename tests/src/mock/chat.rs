@@ -22,7 +22,7 @@ pub async fn answer(request: &Value, behaviour: Behaviour) -> Response {
             fixtures::CHAT_COMPLETION_ID,
         ),
         Behaviour::Status(status) => errors::for_status(status),
-        Behaviour::Html(status) => errors::html_page(status),
+        Behaviour::Html(status, padding) => errors::html_page(status, padding),
         Behaviour::InvalidJson => errors::invalid_json(),
         Behaviour::Stall(delay) => {
             tokio::time::sleep(delay).await;
@@ -49,15 +49,25 @@ pub async fn answer(request: &Value, behaviour: Behaviour) -> Response {
             echo.with_cost = false;
             with_id(json(Body::from(echo.completion())), echo.generation_id())
         }
-        Behaviour::Big(bytes) => {
-            let answer = json!({"id": "gen-mock-big", "object": "chat.completion", "model": "mock/big",
-                "choices": [{"index": 0, "finish_reason": "stop",
-                             "message": {"role": "assistant", "content": "A".repeat(bytes)}}]});
-            json(Body::from(answer.to_string()))
+        Behaviour::Big(bytes) => json(Body::from(big(bytes))),
+        Behaviour::BigChunked(bytes) => {
+            let answer = Bytes::from(big(bytes));
+            let chunks: Vec<Result<Bytes, std::convert::Infallible>> = (0..answer.len())
+                .step_by(64 * 1024)
+                .map(|at| Ok(answer.slice(at..answer.len().min(at + 64 * 1024))))
+                .collect();
+            json(Body::from_stream(stream::iter(chunks)))
         }
         // Stream-only scenarios asked for a JSON answer get the ordinary one.
         _ => echo(request),
     }
+}
+
+fn big(bytes: usize) -> String {
+    json!({"id": "gen-mock-big", "object": "chat.completion", "model": "mock/big",
+        "choices": [{"index": 0, "finish_reason": "stop",
+                     "message": {"role": "assistant", "content": "A".repeat(bytes)}}]})
+    .to_string()
 }
 
 fn echo(request: &Value) -> Response {

@@ -61,11 +61,15 @@ fn raw(status: u16, body: Bytes) -> Response {
 
 /// An HTML error page with `status`, as a CDN or load balancer in front of a service
 /// answers when the service is down.
-pub fn html_page(status: u16) -> Response {
+pub fn html_page(status: u16, padding: usize) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-    let page = format!(
+    let mut page = format!(
         "<html>\r\n<head><title>{status}</title></head>\r\n<body>\r\n<center><h1>{status}</h1></center>\r\n</body>\r\n</html>\r\n"
     );
+    // Padding as some servers add it, so browsers show the page rather than their own.
+    while page.len() < padding {
+        page.push_str("<!-- a padding to disable MSIE and Chrome friendly error page -->\r\n");
+    }
     (status, [(header::CONTENT_TYPE, "text/html")], page).into_response()
 }
 

@@ -15,6 +15,9 @@ pub enum Behaviour {
     EchoWithoutCost,
     /// A JSON answer whose content is this many bytes (`mock/big-7000000`).
     Big(usize),
+    /// The same, sent in chunks with no declared length, so a reader learns its size
+    /// only by reading (`mock/big-chunked-7000000`).
+    BigChunked(usize),
     /// Answer with the captures, byte for byte: `chat-completion.json`, and the text
     /// stream (`mock/replay`).
     Replay,
@@ -37,8 +40,9 @@ pub enum Behaviour {
     /// once. A proxy that buffers never shows event k, and the test never steps.
     LockStep,
     /// An HTML error page with this status, as a proxy in front of OpenRouter
-    /// answers when it fails (`mock/html-502`).
-    Html(u16),
+    /// answers when it fails (`mock/html-502`), padded to this many bytes
+    /// (`mock/html-502-10000000`).
+    Html(u16, usize),
     /// A 200 whose JSON body breaks off (`mock/invalid-json`); asked for a stream, the
     /// same, which is not an event stream either.
     InvalidJson,
@@ -81,6 +85,7 @@ impl Behaviour {
             "echo" => Self::Echo,
             "echo-nocost" => Self::EchoWithoutCost,
             "big" => Self::Big(usize::try_from(first?).ok()?),
+            "big-chunked" => Self::BigChunked(usize::try_from(first?).ok()?),
             "replay" => Self::Replay,
             "status" => Self::Status(u16::try_from(first?).ok()?),
             "stall" => Self::Stall(millis()?),
@@ -89,7 +94,12 @@ impl Behaviour {
                 every: Duration::from_millis(numbers.get(1).copied().unwrap_or(10)),
             },
             "reset" => Self::Reset,
-            "html" => Self::Html(u16::try_from(first?).ok()?),
+            "html" => Self::Html(
+                u16::try_from(first?).ok()?,
+                numbers
+                    .get(1)
+                    .map_or(Some(0), |n| usize::try_from(*n).ok())?,
+            ),
             "invalid-json" => Self::InvalidJson,
             "not-sse" => Self::NotSse,
             "late-error" => Self::ErrorInBody(u16::try_from(first.unwrap_or(502)).ok()?),
@@ -142,7 +152,11 @@ mod tests {
         );
         assert_eq!(
             Behaviour::from_model("mock/html-502"),
-            Some(Behaviour::Html(502))
+            Some(Behaviour::Html(502, 0))
+        );
+        assert_eq!(
+            Behaviour::from_model("mock/html-502-100000"),
+            Some(Behaviour::Html(502, 100_000))
         );
         assert_eq!(Behaviour::from_model("openai/gpt-4o"), None);
         assert_eq!(Behaviour::from_model("mock/unheard-of"), None);

@@ -57,7 +57,7 @@ pub async fn answer(shared: Arc<Shared>, request: &Value, behaviour: Behaviour) 
     let first_half = || -> Vec<Step> { text[..half].iter().cloned().map(Step::Send).collect() };
     let (steps, id): (Vec<Step>, String) = match behaviour {
         Behaviour::Status(status) => return errors::for_status(status),
-        Behaviour::Html(status) => return errors::html_page(status),
+        Behaviour::Html(status, padding) => return errors::html_page(status, padding),
         Behaviour::InvalidJson => return errors::invalid_json(),
         Behaviour::NotSse => return super::chat::answer(request, Behaviour::Echo).await,
         Behaviour::Stall(delay) => {
@@ -175,6 +175,7 @@ pub async fn answer(shared: Arc<Shared>, request: &Value, behaviour: Behaviour) 
         }
         Behaviour::Echo
         | Behaviour::Big(_)
+        | Behaviour::BigChunked(_)
         | Behaviour::Pad { .. }
         | Behaviour::Reset
         | Behaviour::ErrorInBody(_) => {

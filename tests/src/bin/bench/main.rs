@@ -19,6 +19,7 @@ mod soak;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use llm_proxy_tests::proc_status::{peak_rss_kib, rss_kib};
 use llm_proxy_tests::{GatewayProcess, MockOpenRouter};
 
 #[tokio::main]
@@ -310,18 +311,6 @@ fn print_pairwise(
     Figures::new(added, None).print("added by the proxy (pairwise)");
 }
 
-/// Reads /proc/PID/status for VmRSS in KiB.
-fn rss_kib(pid: u32) -> Option<u64> {
-    status_kib(pid, "VmRSS:")
-}
-
-/// A `field` of /proc/PID/status that is counted in KiB.
-fn status_kib(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with(field))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 /// Time to the first byte of a streamed answer (read to its end).
 async fn ttfb(
     client: &reqwest::Client,
@@ -571,11 +560,6 @@ async fn first_content(
         seen.windows(NEEDLE.len()).any(|w| w == NEEDLE)
     })
     .await
-}
-
-/// Reads /proc/PID/status for VmHWM (peak RSS) in KiB.
-fn peak_rss_kib(pid: u32) -> Option<u64> {
-    status_kib(pid, "VmHWM:")
 }
 
 /// Memory for large request bodies: the gateway's peak RSS while `n` clients at once

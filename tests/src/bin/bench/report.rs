@@ -11,7 +11,9 @@ use llm_proxy_tests::runtime_api::RuntimeApi;
 use llm_proxy_tests::{Behaviour, GatewayProcess, MockOpenRouter};
 
 use crate::client::{self, Conn};
-use crate::{Figures, PROFILE, bench_env, peak_rss_kib, sibling, start_gateway};
+use llm_proxy_tests::proc_status::peak_rss_kib;
+
+use crate::{Figures, PROFILE, bench_env, sibling, start_gateway};
 
 /// One row of the final table.
 struct Row {

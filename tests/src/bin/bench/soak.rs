@@ -14,7 +14,9 @@ use llm_proxy_tests::ws::WsClient;
 use serde_json::json;
 use tokio::sync::Mutex;
 
-use crate::{peak_rss_kib, rss_kib, sibling, start_gateway};
+use llm_proxy_tests::proc_status::{open_fds, peak_rss_kib, rss_kib};
+
+use crate::{sibling, start_gateway};
 
 /// One request of the mix, by its number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -34,10 +36,6 @@ fn kind_of(n: usize) -> Kind {
         7 | 8 => Kind::Models,
         _ => Kind::WebSocket,
     }
-}
-
-fn open_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count)
 }
 
 /// What one request got: its status (101 for a WebSocket exchange that ended with its

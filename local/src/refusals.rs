@@ -13,42 +13,38 @@ use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
+use bytes::{Buf, Bytes};
 use http::StatusCode;
-use llm_proxy_shared::error::ErrorType;
+use llm_proxy_shared::error::ApiError;
 use llm_proxy_shared::layers::SECURITY_HEADERS;
-use serde_json::json;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// A connection's socket, with hyper's refusals rewritten on their way out.
 pub struct ParseRefusals<T> {
     inner: T,
-    /// The rewritten refusal, and how much of it the socket has taken. hyper was told
-    /// its own answer was written whole, so this must drain before anything else.
-    answer: Vec<u8>,
-    sent: usize,
+    /// What the socket has yet to take of the rewritten refusal. hyper was told its own
+    /// answer was written whole, so this must drain before anything else.
+    answer: Bytes,
 }
 
 impl<T> ParseRefusals<T> {
     pub fn new(inner: T) -> Self {
         Self {
             inner,
-            answer: Vec::new(),
-            sent: 0,
+            answer: Bytes::new(),
         }
     }
 }
 
 impl<T: AsyncWrite + Unpin> ParseRefusals<T> {
     fn poll_answer(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        while self.sent < self.answer.len() {
-            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.answer[self.sent..]))?;
+        while self.answer.has_remaining() {
+            let n = ready!(Pin::new(&mut self.inner).poll_write(cx, &self.answer))?;
             if n == 0 {
                 return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
             }
-            self.sent += n;
+            self.answer.advance(n);
         }
-        self.answer = Vec::new();
-        self.sent = 0;
         Poll::Ready(Ok(()))
     }
 
@@ -57,10 +53,9 @@ impl<T: AsyncWrite + Unpin> ParseRefusals<T> {
         &mut self,
         cx: &mut Context<'_>,
         written: usize,
-        answer: Vec<u8>,
+        answer: Bytes,
     ) -> io::Result<usize> {
         self.answer = answer;
-        self.sent = 0;
         // Whatever the socket does not take now is sent on hyper's flush or shutdown,
         // both of which follow a refusal.
         if let Poll::Ready(Err(error)) = self.poll_answer(cx) {
@@ -130,7 +125,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for ParseRefusals<T> {
 /// response head and nothing more, whose headers are exactly the `connection: close`,
 /// `content-length: 0` and `date` hyper gives it. The proxy's own answers always carry
 /// a content type and the security headers, so none of them matches.
-fn rewritten(written: &[u8]) -> Option<Vec<u8>> {
+fn rewritten(written: &[u8]) -> Option<Bytes> {
     // Most writes are bodies or the proxy's own heads: out on the first bytes.
     if !written.starts_with(b"HTTP/1.1 4") {
         return None;
@@ -152,7 +147,7 @@ fn rewritten(written: &[u8]) -> Option<Vec<u8>> {
     if !hyper_own {
         return None;
     }
-    let (status, field, why) = match head.code? {
+    let (status, field, message) = match head.code? {
         400 => (
             StatusCode::BAD_REQUEST,
             "request",
@@ -174,21 +169,23 @@ fn rewritten(written: &[u8]) -> Option<Vec<u8>> {
         status = status.as_u16(),
         "request head refused by the HTTP parser"
     );
-    Some(answer(status, field, why, date.value))
+    let error = ApiError::RequestHead {
+        status,
+        field,
+        message,
+    };
+    Some(answer(&error, date.value))
 }
 
-fn answer(status: StatusCode, field: &str, why: &str, date: &[u8]) -> Vec<u8> {
-    let reason = status.canonical_reason().unwrap_or_default();
-    let body = json!({"error": {
-        "code": status.as_u16(),
-        "message": reason,
-        "type": ErrorType::Validation.as_str(),
-        "details": {"field": field, "message": why},
-    }})
-    .to_string();
+/// `error` as a whole HTTP/1.1 answer: the head hyper would write, with a content type
+/// and the security headers, then the error's body.
+fn answer(error: &ApiError, date: &[u8]) -> Bytes {
+    let status = error.status();
+    let body = error.body().to_string();
     let mut answer = format!(
-        "HTTP/1.1 {} {reason}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
+        "HTTP/1.1 {} {}\r\nconnection: close\r\ncontent-type: application/json\r\ncontent-length: {}\r\n",
         status.as_u16(),
+        status.canonical_reason().unwrap_or_default(),
         body.len()
     )
     .into_bytes();
@@ -203,7 +200,7 @@ fn answer(status: StatusCode, field: &str, why: &str, date: &[u8]) -> Vec<u8> {
     }
     answer.extend_from_slice(b"\r\n");
     answer.extend_from_slice(body.as_bytes());
-    answer
+    answer.into()
 }
 
 #[cfg(test)]

@@ -23,6 +23,10 @@ const SSE: &str = "/api/v1/inference/stream";
 const CLIENTS: usize = 8;
 const ROUNDS: usize = 6;
 const LEAK_ROUNDS: usize = 40;
+/// Memory figures are in KiB, as /proc gives them.
+const MIB: u64 = 1024;
+/// What a fault that holds no body may cost a request.
+const SMALL: u64 = MIB / 2;
 
 async fn round(client: &reqwest::Client, gateway: &GatewayProcess, route: &str, model: &str) {
     let asks = (0..CLIENTS).map(|_| async {
@@ -43,9 +47,6 @@ async fn round(client: &reqwest::Client, gateway: &GatewayProcess, route: &str, 
         );
     }
 }
-
-const MIB: u64 = 1024;
-const SMALL: u64 = MIB / 2;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_cost_bounded_memory_that_does_not_grow() {

@@ -48,6 +48,15 @@ pub enum ApiError {
     #[error("the request body did not arrive within {timeout_ms} ms")]
     BodyTimeout { timeout_ms: u64 },
 
+    /// A request head the HTTP parser refused before any route saw it: 400, 414 or
+    /// 431, with what was wrong (`request`, `path`, `headers`) and why.
+    #[error("request head refused ({status}): {message}")]
+    RequestHead {
+        status: StatusCode,
+        field: &'static str,
+        message: &'static str,
+    },
+
     #[error("{message}")]
     NotFound { message: String },
 
@@ -146,6 +155,7 @@ impl ApiError {
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            Self::RequestHead { status, .. } => *status,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -161,7 +171,8 @@ impl ApiError {
             Self::Validation { .. }
             | Self::PayloadTooLarge { .. }
             | Self::UnsupportedMediaType
-            | Self::BodyTimeout { .. } => ErrorType::Validation,
+            | Self::BodyTimeout { .. }
+            | Self::RequestHead { .. } => ErrorType::Validation,
             Self::NotFound { .. } | Self::MethodNotAllowed { .. } => ErrorType::NotFound,
             Self::RateLimited { .. } => ErrorType::RateLimit,
             Self::OpenRouter(_) => ErrorType::OpenRouter,
@@ -195,6 +206,14 @@ impl ApiError {
                 "Request body too slow".to_owned(),
                 Some(json!({ "field": "body",
                              "message": format!("The whole body must arrive within {timeout_ms} ms") })),
+            ),
+            Self::RequestHead {
+                status,
+                field,
+                message,
+            } => (
+                status.canonical_reason().unwrap_or_default().to_owned(),
+                Some(json!({ "field": field, "message": message })),
             ),
             Self::NotFound { message } | Self::Unavailable { message } => (message.clone(), None),
             Self::MethodNotAllowed { method, path } => {

@@ -22,16 +22,11 @@ impl Params {
 
     /// The last value given for `name`, trimmed; empty counts as absent.
     pub fn text(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.trim())
-            .filter(|v| !v.is_empty())
+        self.given(name).filter(|v| !v.is_empty())
     }
 
-    /// The last value given for a number `name`, trimmed. Unlike [`Self::text`], an
-    /// empty value is given: `limit=` is not a whole number, so it is a 400.
+    /// The last value given for `name`, trimmed, empty or not: for a number, `limit=` is
+    /// not a whole number, so it is a 400.
     fn given(&self, name: &str) -> Option<&str> {
         self.0
             .iter()

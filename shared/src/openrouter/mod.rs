@@ -6,7 +6,7 @@ mod error;
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue};
 use serde_json::Value;
@@ -264,16 +264,11 @@ impl OpenRouterClient {
                 Ok(Some(Err(e))) => return Err(OpenRouterError::Unreachable(e)),
             }
         }
-        Ok(match chunks.len() {
-            0 => Bytes::new(),
-            1 => chunks.swap_remove(0),
-            _ => {
-                let mut body = BytesMut::with_capacity(length);
-                for chunk in chunks.drain(..) {
-                    body.extend_from_slice(&chunk);
-                }
-                body.freeze()
-            }
+        // One chunk is the body as it came; more are joined into one buffer, sized once.
+        Ok(if chunks.len() == 1 {
+            chunks.swap_remove(0)
+        } else {
+            Bytes::from(chunks.concat())
         })
     }
 

@@ -43,28 +43,19 @@ fn kind_of(n: usize) -> Kind {
 async fn one(client: &reqwest::Client, base: &str, ws_url: &str, n: usize) -> (Kind, u16, bool) {
     let kind = kind_of(n);
     let chat = json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": format!("soak {n}")}]});
+    let post = |path: &str, body: &serde_json::Value| {
+        client.post(format!("{base}{path}")).json(body).send()
+    };
     let outcome = match kind {
-        Kind::Chat => {
-            client
-                .post(format!("{base}/api/v1/inference"))
-                .json(&chat)
-                .send()
-                .await
-        }
+        Kind::Chat => post("/api/v1/inference", &chat).await,
         Kind::Invalid => {
-            client
-                .post(format!("{base}/api/v1/inference"))
-                .json(&json!({"model": "", "messages": "none"}))
-                .send()
-                .await
+            post(
+                "/api/v1/inference",
+                &json!({"model": "", "messages": "none"}),
+            )
+            .await
         }
-        Kind::Stream => {
-            client
-                .post(format!("{base}/api/v1/inference/stream"))
-                .json(&chat)
-                .send()
-                .await
-        }
+        Kind::Stream => post("/api/v1/inference/stream", &chat).await,
         Kind::Models => {
             client
                 .get(format!("{base}/api/v1/models?limit=20"))

@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 
 use llm_proxy_tests::proc_status::{open_fds, peak_rss_kib, rss_kib};
 
-use crate::{sibling, start_gateway};
+use crate::{PROFILE, sibling, start_gateway};
 
 /// One request of the mix, by its number.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -109,7 +109,7 @@ pub async fn soak() -> Result<(), String> {
     let ws_url = gateway.ws_url();
     let base_url = gateway.base_url.clone();
     println!(
-        "soak: {total} requests at concurrency {concurrency} against the release local-gateway (pid {pid}): 3/10 chat, 2/10 invalid, 2/10 streamed, 2/10 catalogue, 1/10 WebSocket"
+        "soak: {total} requests at concurrency {concurrency} against local-gateway ({PROFILE}, pid {pid}): 3/10 chat, 2/10 invalid, 2/10 streamed, 2/10 catalogue, 1/10 WebSocket"
     );
     let (fds_before, rss_fresh) = (open_fds(pid), rss_kib(pid).unwrap_or(0));
     // One request of each kind first: the catalogue's cache, the pools and the lazily

@@ -60,11 +60,7 @@ pub(crate) async fn limit(
         return response;
     };
     let response = next.run(request).await;
-    let streaming = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .is_some_and(|ct| ct.as_bytes().starts_with(b"text/event-stream"));
-    if !streaming {
+    if !llm_proxy_shared::sse::is_event_stream(response.headers()) {
         // A buffered answer is complete here; the permit can go.
         return response;
     }

@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-use llm_proxy_tests::{Gateway, MockOpenRouter};
+use llm_proxy_tests::{Gateway, gateway_with_mock};
 use serde_json::{Value, json};
 
 /// What the caller should see.
@@ -108,12 +108,9 @@ fn check(fault: &str, route: &str, seen: &Seen, answer: (u16, String, String, Du
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_upstream_fault_gets_its_documented_error_in_time() {
-    let mock = MockOpenRouter::start().await.unwrap();
-    let base = mock.base_url();
     let timeout = TIMEOUT_MS.to_string();
-    let gateway = Gateway::start(&[
+    let (_mock, gateway) = gateway_with_mock(&[
         ("OPENROUTER_API_KEY", "sk-or-v1-faults"),
-        ("OPENROUTER_BASE_URL", &base),
         ("REQUEST_TIMEOUT", &timeout),
         ("MAX_CONCURRENT_REQUESTS", "1"),
         ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "1000"),

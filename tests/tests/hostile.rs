@@ -85,8 +85,7 @@ async fn request_heads_the_parser_refuses_are_refused_and_nothing_else_is_affect
         ),
     ];
     for (what, request, status, field) in cases {
-        let gateway_ref = &gateway;
-        let (head, body) = tokio::task::block_in_place(|| raw_answer(gateway_ref, &request));
+        let (head, body) = tokio::task::block_in_place(|| raw_answer(&gateway, &request));
         assert!(
             head.starts_with(&format!("HTTP/1.1 {status} ")),
             "{what}: {head}"

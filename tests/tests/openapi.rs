@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use llm_proxy_shared::routes::Route;
-use llm_proxy_tests::{Gateway, MockOpenRouter, gateway::workspace_root};
+use llm_proxy_tests::{gateway::workspace_root, gateway_with_mock};
 use serde_json::Value;
 
 fn committed() -> Value {
@@ -93,11 +93,7 @@ fn every_error_answer_has_the_error_shape() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_served_document_is_the_committed_one() {
-    let mock = MockOpenRouter::start().await.unwrap();
-    let base = mock.base_url();
-    let gateway = Gateway::start(&[("OPENROUTER_BASE_URL", &base)])
-        .await
-        .unwrap();
+    let (_mock, gateway) = gateway_with_mock(&[]).await.unwrap();
     let response = reqwest::get(gateway.url("/api/v1/openapi.json"))
         .await
         .unwrap();
@@ -169,13 +165,10 @@ async fn schemathesis(url: String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn schemathesis_finds_no_answer_the_document_does_not_describe() {
-    let mock = MockOpenRouter::start().await.unwrap();
-    let base = mock.base_url();
     // Limits out of reach: a 429 is documented everywhere, and would stand in for the
     // answers under test.
-    let gateway = Gateway::start(&[
+    let (_mock, gateway) = gateway_with_mock(&[
         ("OPENROUTER_API_KEY", "sk-or-v1-schemathesis"),
-        ("OPENROUTER_BASE_URL", &base),
         ("RATE_LIMIT_MAX_REQUESTS", "1000000000"),
         ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "1000000000"),
         ("SPEND_LIMIT_USD", "0"),

@@ -62,10 +62,9 @@ impl From<OpenRouterError> for ApiError {
             }
             .into(),
             OpenRouterError::Answered(answer) => map_answer(*answer).into(),
-            OpenRouterError::Unreadable(why) => UpstreamError::bad_gateway(format!(
-                "OpenRouter's answer could not be read: {why}"
-            ))
-            .into(),
+            unreadable @ OpenRouterError::Unreadable(_) => {
+                UpstreamError::bad_gateway(unreadable.to_string()).into()
+            }
             OpenRouterError::TooLarge(limit) => UpstreamError::bad_gateway(format!(
                 "OpenRouter's answer is larger than the {limit} bytes the proxy returns in one body; ask for it streamed"
             ))

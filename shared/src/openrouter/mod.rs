@@ -161,12 +161,7 @@ impl OpenRouterClient {
         attribution: &Attribution,
     ) -> Result<reqwest::Response, OpenRouterError> {
         let response = self.start_chat(body, attribution).await?;
-        let is_sse = response
-            .headers()
-            .get(http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-        if is_sse {
+        if crate::sse::is_event_stream(response.headers()) {
             return Ok(response);
         }
         let body = self.read_body(response, ANSWER_LIMIT).await?;

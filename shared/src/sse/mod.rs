@@ -246,6 +246,16 @@ fn watch(answered: &mut Answered, events: &[u8]) {
     }
 }
 
+/// Whether `headers` say the body is an event stream (OpenRouter's answer to a
+/// streamed request, or the proxy's own relay of one).
+pub fn is_event_stream(headers: &http::HeaderMap) -> bool {
+    headers.get(http::header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes()
+            .trim_ascii_start()
+            .starts_with(b"text/event-stream")
+    })
+}
+
 /// The headers every SSE answer carries.
 pub const SSE_HEADERS: [(http::HeaderName, &str); 3] = [
     (http::header::CONTENT_TYPE, "text/event-stream"),

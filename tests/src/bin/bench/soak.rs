@@ -10,11 +10,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use llm_proxy_tests::MockOpenRouter;
+use llm_proxy_tests::proc_status::{open_fds, peak_rss_kib, rss_kib};
 use llm_proxy_tests::ws::WsClient;
 use serde_json::json;
 use tokio::sync::Mutex;
-
-use llm_proxy_tests::proc_status::{open_fds, peak_rss_kib, rss_kib};
 
 use crate::{PROFILE, sibling, start_gateway};
 
@@ -36,6 +35,15 @@ fn kind_of(n: usize) -> Kind {
         7 | 8 => Kind::Models,
         _ => Kind::WebSocket,
     }
+}
+
+/// One round's shared count: the next request to send, and what came back.
+#[derive(Default)]
+struct Tally {
+    next: AtomicUsize,
+    peak_fds: AtomicUsize,
+    unexpected: AtomicUsize,
+    seen: Mutex<BTreeMap<(Kind, u16), usize>>,
 }
 
 /// What one request got: its status (101 for a WebSocket exchange that ended with its
@@ -126,35 +134,30 @@ pub async fn soak() -> Result<(), String> {
     // Two rounds on one gateway: if what the first leaves behind (the allocator keeps
     // freed memory) grew again in the second, something would be leaking.
     for round in 1..=2 {
-        let next = Arc::new(AtomicUsize::new(0));
-        let peak_fds = Arc::new(AtomicUsize::new(fds_before));
-        let seen: Arc<Mutex<BTreeMap<(Kind, u16), usize>>> = Arc::default();
-        let unexpected = Arc::new(AtomicUsize::new(0));
+        let tally = Arc::new(Tally {
+            peak_fds: AtomicUsize::new(fds_before),
+            ..Tally::default()
+        });
         let client = reqwest::Client::new();
         println!("soak: round {round}");
         let started = Instant::now();
         let workers: Vec<_> = (0..concurrency)
             .map(|_| {
-                let (next, peak_fds, seen, unexpected) = (
-                    next.clone(),
-                    peak_fds.clone(),
-                    seen.clone(),
-                    unexpected.clone(),
-                );
+                let tally = tally.clone();
                 let (client, base_url, ws_url) = (client.clone(), base_url.clone(), ws_url.clone());
                 tokio::spawn(async move {
                     loop {
-                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let n = tally.next.fetch_add(1, Ordering::Relaxed);
                         if n >= total {
                             return;
                         }
                         let (kind, status, expected) = one(&client, &base_url, &ws_url, n).await;
                         if !expected {
-                            unexpected.fetch_add(1, Ordering::Relaxed);
+                            tally.unexpected.fetch_add(1, Ordering::Relaxed);
                         }
-                        *seen.lock().await.entry((kind, status)).or_default() += 1;
-                        if n % 100 == 0 {
-                            peak_fds.fetch_max(open_fds(pid), Ordering::Relaxed);
+                        *tally.seen.lock().await.entry((kind, status)).or_default() += 1;
+                        if n.is_multiple_of(100) {
+                            tally.peak_fds.fetch_max(open_fds(pid), Ordering::Relaxed);
                         }
                     }
                 })
@@ -190,23 +193,22 @@ pub async fn soak() -> Result<(), String> {
             took.as_secs_f64(),
             total as f64 / took.as_secs_f64()
         );
-        for ((kind, status), count) in seen.lock().await.iter() {
+        let seen = tally.seen.lock().await;
+        for ((kind, status), count) in seen.iter() {
             println!("  {kind:?} {status}: {count}");
         }
         let server_errors: usize = seen
-            .lock()
-            .await
             .iter()
             .filter(|((_, status), _)| *status >= 500)
             .map(|(_, count)| count)
             .sum();
         println!(
             "soak: unexpected answers {}, of them 5xx {server_errors}",
-            unexpected.load(Ordering::Relaxed)
+            tally.unexpected.load(Ordering::Relaxed)
         );
         println!(
             "soak: open fds {fds_before} before, {} at the peak (sampled), {fds_after} after; after the load: {}",
-            peak_fds.load(Ordering::Relaxed),
+            tally.peak_fds.load(Ordering::Relaxed),
             timeline.join(", ")
         );
         println!(

@@ -1,5 +1,7 @@
 //! MAX_CONCURRENT_REQUESTS for the local gateway: beyond the cap a request is
-//! answered 503 at once rather than queued (on Lambda, reserved concurrency does this).
+//! answered 503 at once rather than queued (on Lambda, reserved concurrency does this),
+//! and so is one beyond its client's share (`MAX_CONCURRENT_REQUESTS_PER_CLIENT`), so
+//! that one address holding stalled requests leaves places for everyone else.
 //! A stream's permit lives as long as its body, so a long stream counts until it ends.
 //!
 //! A request's body is read before it takes a place, as API Gateway reads it before a
@@ -14,25 +16,38 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
-use llm_proxy_shared::ApiError;
 use llm_proxy_shared::json_body::read_body;
+use llm_proxy_shared::{ApiError, ClientIp};
 use tokio::sync::Semaphore;
+
+use crate::fair_share::FairShare;
 
 #[derive(Clone)]
 pub struct InFlightLimit {
     permits: Arc<Semaphore>,
     max: u32,
+    shares: FairShare,
     body_read_timeout: Duration,
 }
 
 impl InFlightLimit {
-    pub fn new(max: u32, body_read_timeout: Duration) -> Self {
+    pub fn new(max: u32, per_client: u32, body_read_timeout: Duration) -> Self {
         Self {
             permits: Arc::new(Semaphore::new(max as usize)),
             max,
+            shares: FairShare::new(per_client),
             body_read_timeout,
         }
     }
+}
+
+/// 503 with `Retry-After: 1`: a place frees up soon.
+fn busy(message: String) -> Response {
+    let mut response = ApiError::Unavailable { message }.into_response();
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(1));
+    response
 }
 
 pub(crate) async fn limit(
@@ -46,19 +61,25 @@ pub(crate) async fn limit(
         Err(error) => return error.into_response(),
     };
     let request = Request::from_parts(parts, body);
-    let Ok(permit) = limit.permits.try_acquire_owned() else {
-        let mut response = ApiError::Unavailable {
-            message: format!(
-                "The proxy is serving its limit of {} concurrent requests; retry shortly",
-                limit.max
-            ),
-        }
-        .into_response();
-        response
-            .headers_mut()
-            .insert(http::header::RETRY_AFTER, http::HeaderValue::from(1));
-        return response;
+    let share = match ClientIp::from_extensions(request.extensions()) {
+        Some(client) => match limit.shares.take(client) {
+            Some(share) => Some(share),
+            None => {
+                return busy(format!(
+                    "You have {} requests in flight, your share of this proxy; retry when one ends",
+                    limit.shares.per_client()
+                ));
+            }
+        },
+        None => None,
     };
+    let Ok(permit) = limit.permits.try_acquire_owned() else {
+        return busy(format!(
+            "The proxy is serving its limit of {} concurrent requests; retry shortly",
+            limit.max
+        ));
+    };
+    let permit = (permit, share);
     let response = next.run(request).await;
     if !llm_proxy_shared::sse::is_event_stream(response.headers()) {
         // A buffered answer is complete here; the permit can go.

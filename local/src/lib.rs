@@ -3,6 +3,7 @@
 //! `app` builds it, `serve` runs it on a listener with every edge bounded; the binary
 //! (`main.rs`) and the in-process end-to-end tests both use these two.
 
+mod fair_share;
 mod in_flight;
 mod refusals;
 mod serve;
@@ -21,7 +22,11 @@ pub use in_flight::InFlightLimit;
 /// WebSocket emulation, for a gateway listening on `local_addr`.
 pub fn app(state: Arc<AppState>, local_addr: SocketAddr) -> Router {
     let local = &state.config.local;
-    let in_flight = InFlightLimit::new(local.max_concurrent_requests, local.body_read_timeout);
+    let in_flight = InFlightLimit::new(
+        local.max_concurrent_requests,
+        local.max_concurrent_requests_per_client,
+        local.body_read_timeout,
+    );
     let routes = inference::router(state.clone())
         .merge(models::router(state.clone()))
         .merge(stream::router(state.clone()))

@@ -179,7 +179,7 @@ fn rewritten(written: &[u8]) -> Option<Bytes> {
 
 /// `error` as a whole HTTP/1.1 answer: the head hyper would write, with a content type
 /// and the security headers, then the error's body.
-fn answer(error: &ApiError, date: &[u8]) -> Bytes {
+pub(crate) fn answer(error: &ApiError, date: &[u8]) -> Bytes {
     let status = error.status();
     let body = error.body().to_string();
     let mut answer = format!(

@@ -1,6 +1,7 @@
 //! Serving the app on a listener with a timeout or a cap on every edge a client could
 //! hold open (`docs/configuration.md`, "Local gateway"): at most `MAX_CONNECTIONS`
-//! connections (more wait in the listen queue), a request head within
+//! connections (more wait in the listen queue), of which one client holds at most
+//! `MAX_CONNECTIONS_PER_CLIENT` (more are answered 503 at once), a request head within
 //! `HEADER_READ_TIMEOUT_MS`, and no answer left unread for longer than
 //! `WRITE_TIMEOUT_MS`. The body's deadline is the chat routes' own (`JsonBody`); a
 //! stream's is the relay's, which runs whether or not the client reads.
@@ -15,12 +16,17 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use llm_proxy_shared::config::LocalConfig;
+use llm_proxy_shared::{ApiError, ClientIp};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt;
 
-use crate::refusals::ParseRefusals;
+use crate::fair_share::FairShare;
+use crate::refusals::{ParseRefusals, answer};
+
+/// How long an over-share connection gets to send its request head, and to take its 503.
+const REFUSAL_TIME: Duration = Duration::from_secs(1);
 
 /// How long in-flight connections get to finish once shutdown begins.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -34,6 +40,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let max = edges.max_connections;
     let slots = Arc::new(Semaphore::new(max as usize));
+    let shares = FairShare::new(edges.max_connections_per_client);
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -58,6 +65,11 @@ pub async fn serve(
                 }
             },
             () = &mut shutdown => break,
+        };
+        let Some(share) = shares.take(ClientIp::from_socket(peer)) else {
+            drop(slot);
+            tokio::spawn(refuse_over_share(stream, shares.per_client()));
+            continue;
         };
         // SSE is many small writes: without TCP_NODELAY, Nagle's algorithm holds an
         // event back until the previous one is acknowledged.
@@ -90,7 +102,7 @@ pub async fn serve(
             if let Err(error) = ended {
                 tracing::debug!(%error, "connection ended with an error");
             }
-            drop(slot);
+            drop((slot, share));
         });
     }
     let _ = stop.send(true);
@@ -102,4 +114,38 @@ pub async fn serve(
         tracing::info!("connections still open after {DRAIN:?}; stopping anyway");
     }
     Ok(())
+}
+
+/// A connection beyond its client's share: a 503 in the error shape after its request
+/// head (HTTP clients take no answer before they have asked), or after
+/// [`REFUSAL_TIME`] if the head never comes, then closed. It holds no slot meanwhile.
+async fn refuse_over_share(mut stream: tokio::net::TcpStream, per_client: u32) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let error = ApiError::Unavailable {
+        message: format!(
+            "You hold {per_client} connections to this proxy, your share; close one and retry"
+        ),
+    };
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+    let refusal = answer(&error, date.as_bytes());
+    let mut head = Vec::with_capacity(1024);
+    let mut buffer = [0u8; 1024];
+    let _ = tokio::time::timeout(REFUSAL_TIME, async {
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => head.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    let _ = tokio::time::timeout(REFUSAL_TIME, async {
+        stream.write_all(&refusal).await?;
+        stream.shutdown().await?;
+        // Read what else the client sent until it closes: closing with data unread
+        // would reset the connection, and the client might never see the answer.
+        while stream.read(&mut buffer).await? > 0 {}
+        Ok::<_, std::io::Error>(())
+    })
+    .await;
 }

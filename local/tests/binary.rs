@@ -139,11 +139,9 @@ async fn logs_never_hold_the_key_a_prompt_an_answer_or_a_client_address() {
     const WS_PROMPT: &str = "my secret websocket prompt 93c4aa";
     const WS_JUNK: &str = "unparseable websocket junk 5f02e1";
     let server = DynamoServer::start().unwrap();
-    let table = "llm-proxy-rate-limits";
-    dynamo::create_table(&dynamo::client(&server.endpoint).await, table)
+    let env = dynamo::table_env(&server, "llm-proxy-rate-limits")
         .await
         .unwrap();
-    let env = dynamo::sdk_env(&server.endpoint);
 
     // Both log formats: text on a terminal (`test`), JSON lines in `production`.
     for environment in ["test", "production"] {
@@ -157,7 +155,6 @@ async fn logs_never_hold_the_key_a_prompt_an_answer_or_a_client_address() {
             ("OPENROUTER_BASE_URL", &base),
             ("ENVIRONMENT", environment),
             ("LOG_LEVEL", "debug"),
-            ("RATE_LIMIT_TABLE", table),
             ("RATE_LIMIT_HASH_KEY", &hash_key),
             // Seven chat requests and one over WebSocket; the ninth is over the limit.
             ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "8"),

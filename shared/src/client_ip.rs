@@ -30,6 +30,24 @@ impl ClientIp {
 }
 
 impl ClientIp {
+    /// The client as the limits count it: an IPv4 address, or an IPv6 /64 (one
+    /// subscriber's usual allocation).
+    pub fn subscriber(self) -> IpAddr {
+        match self.0 {
+            IpAddr::V6(v6) => {
+                let mut octets = v6.octets();
+                octets[8..].fill(0);
+                IpAddr::from(octets)
+            }
+            v4 => v4,
+        }
+    }
+
+    /// A socket peer, as the local gateway sees it.
+    pub fn from_socket(peer: SocketAddr) -> Self {
+        Self(canonical(peer.ip()))
+    }
+
     /// The address API Gateway reports (`requestContext.identity.sourceIp`).
     pub fn from_source_ip(source: &str) -> Option<Self> {
         source.trim().parse().ok().map(|ip| Self(canonical(ip)))

@@ -35,6 +35,14 @@ pub struct ChatRequest {
     pub max_tokens_null_at: Option<Span>,
     /// The `models` fallback list.
     pub fallbacks: Vec<String>,
+    /// `n`: how many choices to generate.
+    pub choices: Option<u64>,
+    /// The field that asks for web search (`plugins` with the `web` plugin, or
+    /// `web_search_options`), which OpenRouter bills as the `:online` variant does.
+    pub web_search: Option<&'static str>,
+    /// Whether the request names a preset (a `preset` field), whose settings the proxy
+    /// cannot see.
+    pub preset: bool,
 }
 
 /// A value's place in the body: bytes `start..start + len`.
@@ -53,6 +61,10 @@ struct TopLevel<'a> {
     max_tokens: Option<&'a RawValue>,
     max_completion_tokens: Option<&'a RawValue>,
     models: Option<&'a RawValue>,
+    n: Option<&'a RawValue>,
+    plugins: Option<&'a RawValue>,
+    web_search_options: Option<&'a RawValue>,
+    preset: Option<&'a RawValue>,
     ranges: Vec<(&'static str, &'a RawValue)>,
 }
 
@@ -97,6 +109,10 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
                 "max_tokens" => Some(&mut top.max_tokens),
                 "max_completion_tokens" => Some(&mut top.max_completion_tokens),
                 "models" => Some(&mut top.models),
+                "n" => Some(&mut top.n),
+                "plugins" => Some(&mut top.plugins),
+                "web_search_options" => Some(&mut top.web_search_options),
+                "preset" => Some(&mut top.preset),
                 _ => None,
             };
             if let Some(slot) = slot {
@@ -139,7 +155,7 @@ pub fn validate_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let model = match top.model.map(RawValue::get) {
         None | Some("null") => return Err(ApiError::validation("model", "Model is required")),
         Some(raw) => match serde_json::from_str::<Cow<'_, str>>(raw) {
-            Ok(model) if !model.trim().is_empty() => model.into_owned(),
+            Ok(model) if !model.trim().is_empty() => check_model_id("model", model)?,
             _ => {
                 return Err(ApiError::validation(
                     "model",
@@ -181,7 +197,22 @@ pub fn validate_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let fallbacks = match top.models.map(RawValue::get) {
         None | Some("null") => Vec::new(),
         Some(raw) => serde_json::from_str::<Vec<String>>(raw)
-            .map_err(|_| ApiError::validation("models", "models must be a list of model ids"))?,
+            .map_err(|_| ApiError::validation("models", "models must be a list of model ids"))?
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| check_model_id(&format!("models[{i}]"), Cow::Owned(id)))
+            .collect::<Result<_, _>>()?,
+    };
+    let choices = positive_integer(top.n, "n")?;
+    let web_search = if top.plugins.is_some_and(|raw| names_web_plugin(raw.get())) {
+        Some("plugins")
+    } else if top
+        .web_search_options
+        .is_some_and(|raw| raw.get() != "null")
+    {
+        Some("web_search_options")
+    } else {
+        None
     };
 
     Ok(ChatRequest {
@@ -195,6 +226,40 @@ pub fn validate_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
             .filter(|raw| raw.get() == "null")
             .map(|raw| span(body, raw)),
         fallbacks,
+        choices,
+        web_search,
+        preset: top.preset.is_some_and(|raw| raw.get() != "null"),
+    })
+}
+
+/// A model id is printable ASCII without spaces: OpenRouter's ids are, and anything
+/// else (a space, a newline, a zero-width character) could slip past the model lists
+/// while OpenRouter reads the same model.
+fn check_model_id(field: &str, id: Cow<'_, str>) -> Result<String, ApiError> {
+    if !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()) {
+        return Ok(id.into_owned());
+    }
+    Err(ApiError::validation(
+        field,
+        format!(
+            "{:?} is not a model id: ids are ASCII letters, digits and punctuation, without spaces or control characters",
+            quote(&id)
+        ),
+    ))
+}
+
+/// Whether `plugins` (a list of `{"id": ...}`) names the `web` plugin.
+fn names_web_plugin(raw: &str) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Plugin<'a> {
+        #[serde(borrow, default)]
+        id: Option<Cow<'a, str>>,
+    }
+    serde_json::from_str::<Vec<Plugin<'_>>>(raw).is_ok_and(|plugins| {
+        plugins.iter().any(|p| {
+            p.id.as_deref()
+                .is_some_and(|id| id.eq_ignore_ascii_case("web"))
+        })
     })
 }
 

@@ -33,6 +33,18 @@ pub enum DynamoError {
     Sdk(String),
 }
 
+/// A fresh table `table` on `server`, and the variables that point a gateway's counters
+/// at it: the SDK's (`sdk_env`) and `RATE_LIMIT_TABLE` (a hash key is the caller's).
+pub async fn table_env(
+    server: &DynamoServer,
+    table: &str,
+) -> Result<Vec<(&'static str, String)>, DynamoError> {
+    create_table(&client(&server.endpoint).await, table).await?;
+    let mut env = sdk_env(&server.endpoint);
+    env.push(("RATE_LIMIT_TABLE", table.to_owned()));
+    Ok(env)
+}
+
 /// The variables that point the AWS SDK (and the gateway) at a local server.
 pub fn sdk_env(endpoint: &str) -> Vec<(&'static str, String)> {
     vec![

@@ -8,6 +8,7 @@ pub mod fixtures;
 pub mod gateway;
 pub mod lambda;
 pub mod lambda_api;
+pub mod limiter;
 pub mod mock;
 pub mod proc_status;
 pub mod process;

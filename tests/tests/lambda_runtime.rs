@@ -151,7 +151,7 @@ async fn the_catalogue_answers_api_gateway_events() {
 
     // Fetched once, during the function's init, and served from memory after.
     let fetches = mock
-        .received()
+        .received_all()
         .iter()
         .filter(|r| r.path == "/api/v1/models")
         .count();

@@ -98,7 +98,7 @@ async fn list_pages_through_the_whole_catalogue() {
 
     // The whole catalogue, image and audio models included, was asked for once.
     let fetches: Vec<_> = mock
-        .received()
+        .received_all()
         .into_iter()
         .filter(|r| r.path == "/api/v1/models")
         .collect();
@@ -351,7 +351,7 @@ async fn etags_cache_control_and_compression() {
 
 #[tokio::test]
 async fn concurrent_cold_requests_share_one_fetch() {
-    let (mock, gateway) = setup(&[]).await;
+    let (mock, gateway) = setup(&[("MAX_CONCURRENT_REQUESTS_PER_CLIENT", "100")]).await;
     mock.set_models_behaviour(ModelsBehaviour::Hold);
     let client = reqwest::Client::new();
     let requests: Vec<_> = (0..50)
@@ -634,7 +634,7 @@ async fn openrouters_single_model_and_endpoints_calls() {
         assert!(headers.get("x-models-cache").is_some());
     }
     let relayed = mock
-        .received()
+        .received_all()
         .iter()
         .filter(|r| r.path == "/api/v1/models/openai/gpt-4o/endpoints")
         .count();

@@ -8,110 +8,18 @@
     reason = "a test fails loudly"
 )]
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use llm_proxy_shared::ApiError;
 use llm_proxy_shared::rate_limit::{
-    DEFAULT_BUDGET, DynamoStore, IpKeyer, MemoryStore, RateLimiter, Scope, Store,
+    DEFAULT_BUDGET, DynamoStore, IpKeyer, RateLimiter, Scope, Store,
 };
-use llm_proxy_shared::{ApiError, ClientIp, Config};
-use llm_proxy_tests::dynamo::{self, CountingProxy, DynamoServer, ProxyMode};
+use llm_proxy_tests::dynamo::{self, ProxyMode};
+use llm_proxy_tests::limiter::{Fixture, Kind, START_MS, TABLE, config, fixture, fixture_via, ip};
 
-#[derive(Debug, Clone, Copy)]
-enum Kind {
-    Memory,
-    Dynamo,
-}
-
-/// A limiter on a manual clock, and the DynamoDB pieces behind it when it has them.
-struct Fixture {
-    limiter: Arc<RateLimiter>,
-    clock: Arc<AtomicU64>,
-    proxy: Option<CountingProxy>,
-    server: Option<DynamoServer>,
-    table_client: Option<aws_sdk_dynamodb::Client>,
-}
-
-const TABLE: &str = "llm-proxy-rate-limits";
-const START_MS: u64 = 1_800_000_000_000;
-
-fn config(vars: &[(&str, &str)]) -> Config {
-    let map: HashMap<String, String> = vars
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-        .collect();
-    Config::from_lookup(|k| map.get(k).cloned()).unwrap()
-}
-
-async fn fixture(kind: Kind, vars: &[(&str, &str)]) -> Fixture {
-    fixture_via(kind, vars, false).await
-}
-
-/// `via_proxy` puts the counting proxy between the limiter and the server.
-async fn fixture_via(kind: Kind, vars: &[(&str, &str)], via_proxy: bool) -> Fixture {
-    let config = config(vars);
-    let clock = Arc::new(AtomicU64::new(START_MS));
-    let (store, proxy, server, table_client) = match kind {
-        Kind::Memory => (Store::Memory(MemoryStore::default()), None, None, None),
-        Kind::Dynamo => {
-            let server = DynamoServer::start().unwrap();
-            let direct = dynamo::client(&server.endpoint).await;
-            dynamo::create_table(&direct, TABLE).await.unwrap();
-            let proxy = CountingProxy::start(&server.endpoint).await.unwrap();
-            let endpoint = if via_proxy {
-                &proxy.endpoint
-            } else {
-                &server.endpoint
-            };
-            let client = DynamoStore::tuned(dynamo::config_for(endpoint), Duration::from_secs(10));
-            let store = DynamoStore::new(client, TABLE);
-            (
-                Store::Dynamo(store),
-                Some(proxy),
-                Some(server),
-                Some(direct),
-            )
-        }
-    };
-    let ticks = clock.clone();
-    let limiter = RateLimiter::new(store, IpKeyer::new(b"test-secret"), &config.rate_limits)
-        .with_clock(Arc::new(move || ticks.load(Ordering::SeqCst)))
-        // moto under 200 concurrent writes can be slower than the production budget;
-        // these cases are about counting, the budget has its own test.
-        .with_budget(Duration::from_secs(10));
-    Fixture {
-        limiter: Arc::new(limiter),
-        clock,
-        proxy,
-        server,
-        table_client,
-    }
-}
-
-fn ip(s: &str) -> ClientIp {
-    ClientIp(s.parse().unwrap())
-}
-
-macro_rules! for_both_stores {
-    ($($case:ident),* $(,)?) => {
-        $(
-            mod $case {
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn memory() {
-                    super::$case(super::Kind::Memory).await;
-                }
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn dynamodb() {
-                    super::$case(super::Kind::Dynamo).await;
-                }
-            }
-        )*
-    };
-}
-
-for_both_stores!(
+llm_proxy_tests::for_both_stores!(
     exactly_n_are_admitted,
     concurrent_requests_never_overshoot,
     a_new_window_admits_again,
@@ -119,8 +27,6 @@ for_both_stores!(
     websocket_connections_have_their_own_limit,
     one_ipv6_slash_64_shares_a_counter,
     one_ipv6_slash_48_gets_eight_clients_worth,
-    a_client_over_its_spend_budget_is_refused,
-    the_day_budget_spent_refuses_everyone,
 );
 
 async fn exactly_n_are_admitted(kind: Kind) {
@@ -317,107 +223,6 @@ async fn one_ipv6_slash_48_gets_eight_clients_worth(kind: Kind) {
             .unwrap()
             .allowed,
         "another /48 is not affected"
-    );
-}
-
-async fn a_client_over_its_spend_budget_is_refused(kind: Kind) {
-    let f = fixture(
-        kind,
-        &[
-            ("SPEND_LIMIT_USD", "0.01"),
-            ("SPEND_LIMIT_GLOBAL_USD_PER_DAY", "0"),
-        ],
-    )
-    .await;
-    let client = ip("203.0.113.40");
-    assert!(
-        f.limiter
-            .check(client, Scope::Inference)
-            .await
-            .unwrap()
-            .allowed
-    );
-    f.limiter.record_spend(client, 0.006).await;
-    assert!(
-        f.limiter
-            .check(client, Scope::Inference)
-            .await
-            .unwrap()
-            .allowed,
-        "0.006 of 0.01 spent"
-    );
-    f.limiter.record_spend(client, 0.006).await;
-    let refused = f.limiter.check(client, Scope::Inference).await.unwrap();
-    assert!(!refused.allowed, "0.012 of 0.01 spent");
-    assert_eq!(refused.budget, Some("client"));
-    let error = refused.refusal();
-    assert_eq!(error.body()["error"]["details"]["budget"], "client");
-    assert!(refused.retry_after > 0);
-    // The budget holds inference only; the same client may still read the catalogue.
-    assert!(f.limiter.check(client, Scope::Http).await.unwrap().allowed);
-    assert!(
-        f.limiter
-            .check(ip("203.0.113.41"), Scope::Inference)
-            .await
-            .unwrap()
-            .allowed
-    );
-    // A new window, a new budget.
-    f.clock.fetch_add(900_000, Ordering::SeqCst);
-    assert!(
-        f.limiter
-            .check(client, Scope::Inference)
-            .await
-            .unwrap()
-            .allowed
-    );
-}
-
-async fn the_day_budget_spent_refuses_everyone(kind: Kind) {
-    let f = fixture(
-        kind,
-        &[
-            ("SPEND_LIMIT_USD", "0"),
-            ("SPEND_LIMIT_GLOBAL_USD_PER_DAY", "0.01"),
-        ],
-    )
-    .await;
-    f.limiter.record_spend(ip("203.0.113.50"), 0.008).await;
-    assert!(
-        f.limiter
-            .check(ip("203.0.113.51"), Scope::Inference)
-            .await
-            .unwrap()
-            .allowed
-    );
-    // This answer is recorded while the day is still within budget...
-    f.limiter.record_spend(ip("203.0.113.52"), 0.008).await;
-    // ...and the next one learns that it no longer is.
-    f.limiter.record_spend(ip("203.0.113.52"), 0.001).await;
-    let refused = f
-        .limiter
-        .check(ip("203.0.113.53"), Scope::Inference)
-        .await
-        .unwrap();
-    assert!(!refused.allowed);
-    assert_eq!(refused.budget, Some("global"));
-    assert!(refused.retry_after > 0 && refused.retry_after <= 86_400);
-    assert!(
-        f.limiter
-            .check(ip("203.0.113.53"), Scope::Http)
-            .await
-            .unwrap()
-            .allowed,
-        "only inference costs money"
-    );
-    // A new UTC day.
-    f.clock.fetch_add(86_400_000, Ordering::SeqCst);
-    assert!(
-        f.limiter
-            .check(ip("203.0.113.53"), Scope::Inference)
-            .await
-            .unwrap()
-            .allowed
     );
 }
 

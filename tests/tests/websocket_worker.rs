@@ -80,7 +80,10 @@ fn job(endpoint: &str, message_id: &str, id: &str, model: &str) -> Value {
     json!({ JOB_KEY: {
         "connection_id": "Conn1=", "endpoint": endpoint, "id": id, "message_id": message_id,
         "stream": true, "source_ip": "192.0.2.10",
-        "data": {"model": model, "messages": [{"role": "user", "content": "Hello, world!"}]}
+        "data": {"model": model, "messages": [{"role": "user", "content": "Hello, world!"}]},
+        "reserved": {"estimate": {"prices": {"prompt": 2.5, "completion": 10.0},
+                                  "input_tokens": 40, "max_output": 4096},
+                     "reservation": null}
     }})
 }
 

@@ -56,11 +56,16 @@ impl<R: std::fmt::Debug + Send + Sync + 'static> From<SdkError<DeleteConnectionE
 
 /// One Management API client per endpoint (in practice one: the API's own), built
 /// on first use from the settings made at init, so every call shares one connection
-/// pool.
+/// pool; and at most [`POSTS_AT_ONCE`] calls at a time, so that pool stays small
+/// however many replies are waiting.
 pub struct Connections {
     base: aws_sdk_apigatewaymanagement::config::Builder,
     clients: Mutex<HashMap<String, Client>>,
+    at_once: tokio::sync::Semaphore,
 }
+
+/// Management API calls one container makes at once (one HTTP connection each).
+pub const POSTS_AT_ONCE: usize = 32;
 
 impl Connections {
     /// `base` carries credentials and region (from the environment on Lambda, fixed
@@ -77,6 +82,7 @@ impl Connections {
         Self {
             base,
             clients: Mutex::new(HashMap::new()),
+            at_once: tokio::sync::Semaphore::new(POSTS_AT_ONCE),
         }
     }
 
@@ -94,6 +100,7 @@ impl Connections {
         connection_id: &str,
         data: String,
     ) -> Result<(), PostError> {
+        let _turn = self.at_once.acquire().await;
         self.client(endpoint)
             .post_to_connection()
             .connection_id(connection_id)
@@ -104,6 +111,7 @@ impl Connections {
     }
 
     pub async fn delete(&self, endpoint: &str, connection_id: &str) -> Result<(), PostError> {
+        let _turn = self.at_once.acquire().await;
         self.client(endpoint)
             .delete_connection()
             .connection_id(connection_id)

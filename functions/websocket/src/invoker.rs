@@ -4,6 +4,7 @@
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
+use llm_proxy_shared::chat::Reserved;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -27,6 +28,8 @@ pub struct Job {
     pub source_ip: String,
     /// The chat body as the client wrote it.
     pub data: Box<RawValue>,
+    /// What `$default` reserved for it, which the worker settles.
+    pub reserved: Reserved,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -2,11 +2,14 @@
 //! validates, answers `ping`, `close` and every error itself, counts the request, and
 //! hands an inference to the worker.
 
+use bytes::Bytes;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use llm_proxy_shared::ClientIp;
+use llm_proxy_shared::chat::{self, Answering, ChatCall, Reserved};
 use llm_proxy_shared::error::{ApiError, InternalError};
-use llm_proxy_shared::rate_limit::Scope;
+use llm_proxy_shared::rate_limit::{Admission, Scope};
 use llm_proxy_shared::websocket::message::{self, ClientMessage, Refusal};
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 
 use crate::invoker::Job;
@@ -102,6 +105,11 @@ pub async fn message(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyReque
     let mut outbox = Outbox::new(&app.connections, &endpoint, connection_id, None);
     let reply = match understand(request) {
         Err(Refusal { id, error }) => {
+            // A refused message costs an invocation and a post like any other: counted.
+            let error = match count(app, request, Scope::Http).await {
+                Ok(()) => error,
+                Err(limited) => limited,
+            };
             tracing::info!(route = "$default", error = %error, "message refused");
             message::error(id.as_deref(), error.error_object())
         }
@@ -117,39 +125,46 @@ pub async fn message(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyReque
             return ACCEPTED();
         }
         Ok(ClientMessage::Inference { id, data, stream }) => {
-            if let Err(error) = count(app, request, Scope::Inference).await {
-                tracing::info!(
-                    route = "$default",
-                    status = error.status().as_u16(),
-                    "inference refused"
-                );
-                message::error(Some(&id), error.error_object())
-            } else {
-                let job = Job {
-                    connection_id: connection_id.to_owned(),
-                    endpoint: endpoint.clone(),
-                    message_id: context
-                        .message_id
-                        .clone()
-                        .or_else(|| context.request_id.clone())
-                        .unwrap_or_else(|| id.clone()),
-                    id,
-                    stream,
-                    source_ip: context.identity.source_ip.clone().unwrap_or_default(),
-                    data,
-                };
-                match app.invoker.invoke(&job).await {
-                    Ok(()) => {
-                        tracing::info!(route = "$default", "inference handed to the worker");
-                        return ACCEPTED();
-                    }
-                    Err(error) => {
-                        tracing::error!(error = %llm_proxy_shared::error::Chain(&error), "the worker could not be started");
-                        let error = ApiError::Unavailable {
-                            message: "The proxy could not start the inference; retry shortly"
-                                .into(),
-                        };
-                        message::error(Some(&job.id), error.error_object())
+            match admit(app, request, &data, stream).await {
+                Err(error) => {
+                    tracing::info!(
+                        route = "$default",
+                        status = error.status().as_u16(),
+                        "inference refused"
+                    );
+                    message::error(Some(&id), error.error_object())
+                }
+                Ok(reserved) => {
+                    let job = Job {
+                        connection_id: connection_id.to_owned(),
+                        endpoint: endpoint.clone(),
+                        message_id: context
+                            .message_id
+                            .clone()
+                            .or_else(|| context.request_id.clone())
+                            .unwrap_or_else(|| id.clone()),
+                        id,
+                        stream,
+                        source_ip: context.identity.source_ip.clone().unwrap_or_default(),
+                        data,
+                        reserved,
+                    };
+                    match app.invoker.invoke(&job).await {
+                        Ok(()) => {
+                            tracing::info!(route = "$default", "inference handed to the worker");
+                            return ACCEPTED();
+                        }
+                        Err(error) => {
+                            tracing::error!(error = %llm_proxy_shared::error::Chain(&error), "the worker could not be started");
+                            if let Some(reservation) = job.reserved.reservation {
+                                app.state.rate_limiter.settle(reservation, 0.0).await;
+                            }
+                            let error = ApiError::Unavailable {
+                                message: "The proxy could not start the inference; retry shortly"
+                                    .into(),
+                            };
+                            message::error(Some(&job.id), error.error_object())
+                        }
                     }
                 }
             }
@@ -169,6 +184,34 @@ fn understand(request: &ApiGatewayWebsocketProxyRequest) -> Result<ClientMessage
         });
     }
     ClientMessage::parse(request.body.as_deref().unwrap_or_default())
+}
+
+/// Validates an inference request, then counts it and reserves its worst case, as
+/// the HTTP routes do; a request refused as invalid is counted too.
+async fn admit(
+    app: &WebSocketApp,
+    request: &ApiGatewayWebsocketProxyRequest,
+    data: &RawValue,
+    stream: bool,
+) -> Result<Reserved, ApiError> {
+    let admission = Admission::new(app.state.rate_limiter.clone(), client_ip(request)?);
+    let raw = Bytes::copy_from_slice(data.get().as_bytes());
+    match ChatCall::new(raw, answering(stream), &app.state.config.guard) {
+        Ok(call) => chat::reserve(&app.state, &call, &admission).await,
+        Err(invalid) => {
+            let _unreserved = admission.admit(0.0).await?;
+            Err(invalid)
+        }
+    }
+}
+
+/// How a WebSocket request is answered upstream: streamed when it asks to be.
+pub fn answering(stream: bool) -> Answering {
+    if stream {
+        Answering::Sse
+    } else {
+        Answering::AsAsked
+    }
 }
 
 /// Counts one message against the client's limits.

@@ -8,9 +8,8 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use llm_proxy_shared::ClientIp;
-use llm_proxy_shared::chat::{self, Answering, ChatAnswer, ChatCall, ChatStream};
-use llm_proxy_shared::error::{ApiError, Chain, InternalError};
+use llm_proxy_shared::chat::{self, ChatAnswer, ChatCall, ChatStream};
+use llm_proxy_shared::error::{ApiError, Chain};
 use llm_proxy_shared::openrouter::Attribution;
 use llm_proxy_shared::rate_limit::Claim;
 use llm_proxy_shared::sse::{Relayed, event_data};
@@ -20,6 +19,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::invoker::Job;
 use crate::outbox::{Outbox, Stop};
+use crate::routes::answering;
 use crate::{WebSocketApp, now_ms};
 
 pub async fn run(app: &WebSocketApp, job: Job) {
@@ -31,6 +31,9 @@ pub async fn run(app: &WebSocketApp, job: Job) {
             return;
         }
         Ok(Claim::Taken) => {
+            if let Some(reservation) = job.reserved.reservation.clone() {
+                app.state.rate_limiter.settle(reservation, 0.0).await;
+            }
             let error = ApiError::validation(
                 "id",
                 "This id is already in use on this connection; give each request its own",
@@ -68,19 +71,13 @@ pub async fn run(app: &WebSocketApp, job: Job) {
 async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Result<(), Stop> {
     let id = job.id.as_str();
     let raw = Bytes::copy_from_slice(job.data.get().as_bytes());
-    let answering = if job.stream {
-        Answering::Sse
-    } else {
-        Answering::AsAsked
-    };
-    let prepared = ChatCall::new(raw, answering, &app.state.config.guard).and_then(|call| {
-        let client = ClientIp::from_source_ip(&job.source_ip)
-            .ok_or(ApiError::Internal(InternalError::NoClientAddress))?;
-        Ok((call, client))
-    });
-    let (call, client) = match prepared {
-        Ok(prepared) => prepared,
+    // `$default` validated it already; the same code cannot refuse it here.
+    let call = match ChatCall::new(raw, answering(job.stream), &app.state.config.guard) {
+        Ok(call) => call,
         Err(error) => {
+            if let Some(reservation) = job.reserved.reservation.clone() {
+                app.state.rate_limiter.settle(reservation, 0.0).await;
+            }
             return outbox
                 .send(message::error(Some(id), error.error_object()))
                 .await;
@@ -90,7 +87,12 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
     let sent = with_heartbeats(
         outbox,
         heartbeat,
-        chat::send(&app.state, call, &Attribution::default(), client),
+        chat::send(
+            &app.state,
+            call,
+            &Attribution::default(),
+            job.reserved.clone(),
+        ),
     )
     .await?;
     match sent {

@@ -9,9 +9,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use http::StatusCode;
 use llm_proxy_shared::websocket::message::MESSAGE_LIMIT;
 use serde_json::json;
@@ -61,34 +61,60 @@ fn find(
     emulation.registry.get(id).ok_or_else(|| Box::new(gone()))
 }
 
-/// `PostToConnection`: the body, as one message.
+/// `PostToConnection`: the body, as one message. The caller is checked before its body
+/// is read, and the body is read within `BODY_READ_TIMEOUT_MS` and the message limit.
 pub async fn post(
     State(emulation): State<Arc<Emulation>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(params): Params,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    if body.len() > MESSAGE_LIMIT && allowed(&emulation, peer) {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PayloadTooLargeException",
-            "Message too long",
-        );
-    }
     let connection = match find(&emulation, peer, &params) {
         Ok(connection) => connection,
         Err(refusal) => return *refusal,
+    };
+    let read = tokio::time::timeout(
+        emulation.body_read_timeout,
+        axum::body::to_bytes(body, MESSAGE_LIMIT),
+    )
+    .await;
+    let body = match read {
+        Ok(Ok(body)) => body,
+        Ok(Err(_)) => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "PayloadTooLargeException",
+                "Message too long",
+            );
+        }
+        Err(_) => {
+            return error(
+                StatusCode::REQUEST_TIMEOUT,
+                "RequestTimeout",
+                "Request timed out",
+            );
+        }
     };
     let outgoing = match String::from_utf8(body.to_vec()) {
         Ok(text) => Outgoing::Text(text),
         Err(bytes) => Outgoing::Binary(bytes.into_bytes()),
     };
-    // Waits while the socket's queue is full: a slow reader slows its sender.
-    match connection.sender.send(outgoing).await {
-        Ok(()) => StatusCode::OK.into_response(),
-        Err(_) => gone(),
+    // A slow reader slows its sender, up to a point: a post answers within
+    // QUEUE_WAIT, delivered or throttled, never after the sender has given up on it
+    // (which would make it send the message again).
+    match tokio::time::timeout(QUEUE_WAIT, connection.sender.send(outgoing)).await {
+        Ok(Ok(())) => StatusCode::OK.into_response(),
+        Ok(Err(_)) => gone(),
+        Err(_) => error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "LimitExceededException",
+            "The client is not reading its messages",
+        ),
     }
 }
+
+/// How long a post waits for room in a socket's queue.
+const QUEUE_WAIT: Duration = Duration::from_secs(2);
 
 /// `GetConnection`: when it opened, who it is, when it was last active.
 pub async fn get(

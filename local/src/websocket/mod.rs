@@ -31,6 +31,8 @@ pub struct Emulation {
     api: events::Api,
     idle_timeout: Duration,
     max_duration: Duration,
+    /// How long a `@connections` caller may take to send its body.
+    body_read_timeout: Duration,
     /// Besides loopback, the one address allowed to call `@connections`.
     own_ip: IpAddr,
 }
@@ -95,6 +97,7 @@ pub fn routes(state: &Arc<AppState>, local_addr: SocketAddr) -> Router {
         },
         idle_timeout: state.config.local.ws_idle_timeout,
         max_duration: state.config.local.ws_max_duration,
+        body_read_timeout: state.config.local.body_read_timeout,
         own_ip: local_addr.ip(),
     });
     let connections = format!("/{}/{{id}}", routes::CONNECTIONS);

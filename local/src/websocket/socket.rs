@@ -17,7 +17,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{HeaderMap, StatusCode};
 use llm_proxy_shared::websocket::message::{FRAME_LIMIT, MESSAGE_LIMIT};
 use serde_json::Value;
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio::time::{Instant, sleep_until};
 
 use super::events::{self, Connection as Facts};
@@ -26,6 +26,10 @@ use super::{Emulation, now_ms, random_id};
 
 /// Messages the Management API may queue for one socket before a sender waits.
 const QUEUE: usize = 64;
+/// `$default` invocations one connection may have running at once; while they run,
+/// its next messages wait unread (a flood from a client that does not read its
+/// replies backs up into its own socket, not into the gateway's memory).
+const RUNNING: usize = 16;
 const READ_BUFFER: usize = 4 * 1024;
 
 pub async fn upgrade(
@@ -117,9 +121,14 @@ async fn serve(
     let touch = |now: u64| last_active.store(now, std::sync::atomic::Ordering::Relaxed);
     let lifetime_ends = Instant::now() + emulation.max_duration;
     let mut idle_ends = Instant::now() + emulation.idle_timeout;
+    let running = Arc::new(Semaphore::new(RUNNING));
+    let mut place: Option<OwnedSemaphorePermit> = None;
     let (code, reason): (u16, String) = loop {
         tokio::select! {
-            incoming = socket.recv() => {
+            taken = running.clone().acquire_owned(), if place.is_none() => {
+                place = taken.ok();
+            }
+            incoming = socket.recv(), if place.is_some() => {
                 idle_ends = Instant::now() + emulation.idle_timeout;
                 touch(now_ms());
                 let (body, binary) = match incoming {
@@ -138,8 +147,12 @@ async fn serve(
                 };
                 let event = events::message(&emulation.api, &facts, body, binary);
                 let app = emulation.app.clone();
+                let held = place.take();
                 // API Gateway invokes $default once per message, concurrently.
-                tokio::spawn(async move { app.handle(event).await });
+                tokio::spawn(async move {
+                    app.handle(event).await;
+                    drop(held);
+                });
             }
             outgoing = queue.recv() => match outgoing {
                 Some(Outgoing::Text(text)) => {

@@ -26,6 +26,38 @@ pub struct ModelIndex {
     by_provider: BTreeMap<String, Vec<usize>>,
     /// Positions by context length, largest first, ties by id.
     by_context: Vec<usize>,
+    /// The median of the listed positive prices: what a model the catalogue does not
+    /// price is reserved at (`docs/rate-limits.md`, "Reserve, then settle").
+    median: Option<Prices>,
+}
+
+/// A model's price in USD per million tokens.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Prices {
+    pub prompt: f64,
+    pub completion: f64,
+}
+
+impl Prices {
+    /// The dearer of two, field by field.
+    pub fn max(self, other: Self) -> Self {
+        Self {
+            prompt: self.prompt.max(other.prompt),
+            completion: self.completion.max(other.completion),
+        }
+    }
+
+    /// What `prompt` and `completion` tokens cost at these prices, in USD.
+    pub fn cost(self, prompt: f64, completion: f64) -> f64 {
+        (prompt * self.prompt + completion * self.completion) / 1e6
+    }
+}
+
+/// The median of the positive values, if there are any.
+fn median(mut values: Vec<f64>) -> Option<f64> {
+    values.retain(|v| v.is_finite() && *v > 0.0);
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied()
 }
 
 impl ModelIndex {
@@ -77,12 +109,49 @@ impl ModelIndex {
                 .cmp(&models[a].facts.context)
                 .then_with(|| models[a].id.cmp(&models[b].id))
         });
+        let prices = |price: fn(&Model) -> Option<f64>| models.iter().filter_map(price).collect();
+        let median = median(prices(|m| m.facts.prompt_price))
+            .zip(median(prices(|m| m.facts.completion_price)))
+            .map(|(prompt, completion)| Prices { prompt, completion });
         Self {
             models,
             by_id,
             by_provider,
             by_context,
+            median,
         }
+    }
+
+    /// The median prompt and completion prices of the priced models.
+    pub fn median_prices(&self) -> Option<Prices> {
+        self.median
+    }
+
+    /// What `model` costs, as the catalogue lists it: by its id; without OpenRouter's
+    /// variant suffix (`:nitro`, `:online`, ...) or `~` alias mark; or as the longest
+    /// listed id it extends with a dash (a dated id such as `openai/o1-pro-2025-03-19`).
+    /// `None` when nothing listed prices it (negative prices mean "variable").
+    pub fn prices(&self, model: &str) -> Option<Prices> {
+        let priced = |m: &Model| {
+            let prompt = m.facts.prompt_price.filter(|p| *p >= 0.0)?;
+            let completion = m.facts.completion_price.filter(|p| *p >= 0.0)?;
+            Some(Prices { prompt, completion })
+        };
+        if let Some(prices) = self.get(model).and_then(priced) {
+            return Some(prices);
+        }
+        let base = crate::catalog::base_id(model);
+        if let Some(prices) = self.get(base).and_then(priced) {
+            return Some(prices);
+        }
+        let mut stem = base;
+        while let Some((shorter, _)) = stem.rsplit_once('-') {
+            if let Some(prices) = self.get(shorter).and_then(priced) {
+                return Some(prices);
+            }
+            stem = shorter;
+        }
+        None
     }
 
     pub fn len(&self) -> usize {

@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-pub use index::{IndexError, ModelIndex};
-pub use model::{Facts, Model, provider_of};
+pub use index::{IndexError, ModelIndex, Prices};
+pub use model::{Facts, Model, base_id, provider_of};
 pub use query::{ModelQuery, Range, Sort};
 
 use bytes::Bytes;

@@ -5,6 +5,17 @@
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+/// A model id without OpenRouter's variant suffix (`:nitro`, `:floor`, `:free`,
+/// `:online`, ...) and without the `~` that names a family's latest model.
+pub fn base_id(id: &str) -> &str {
+    let id = id.strip_prefix('~').unwrap_or(id);
+    let slash = id.find('/').map_or(0, |at| at + 1);
+    match id[slash..].find(':') {
+        Some(colon) => &id[..slash + colon],
+        None => id,
+    }
+}
+
 /// A provider (a model's author) is the part of a model id before `/`.
 pub fn provider_of(id: &str) -> &str {
     id.split_once('/').map_or(id, |(provider, _)| provider)

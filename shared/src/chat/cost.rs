@@ -1,10 +1,13 @@
-//! What an answer cost, for the spend budgets (`docs/rate-limits.md`, "Spend"):
-//! `usage.cost` as OpenRouter reports it (USD), else the token counts times the
-//! model's catalogue price, else, for a stream cut before OpenRouter reported usage,
-//! one completion token per relayed chunk at that price.
+//! What an answer cost, to settle its reservation (`docs/rate-limits.md`, "Reserve,
+//! then settle"): `usage.cost` as OpenRouter reports it (USD); else its token counts
+//! times the answering model's catalogue price (or, for a model the catalogue does not
+//! list, such as a dated id, the price the request was reserved at); else, for an
+//! answer cut short before OpenRouter reported usage, the whole input and one token
+//! per relayed chunk at that price. Never zero for a priced model.
 
 use serde_json::Value;
 
+use super::price::Estimate;
 use crate::catalog::ModelIndex;
 
 /// The cost OpenRouter reported (`usage.cost`, USD), if it did.
@@ -15,38 +18,26 @@ pub fn reported(usage: Option<&Value>) -> Option<f64> {
         .filter(|cost| cost.is_finite() && *cost >= 0.0)
 }
 
-/// The answer's cost in USD; 0 when nothing tells it.
+/// The answer's cost in USD.
 pub fn cost(
     usage: Option<&Value>,
     model: Option<&str>,
     chunks: u64,
     prices: Option<&ModelIndex>,
+    estimate: &Estimate,
 ) -> f64 {
     if let Some(cost) = reported(usage) {
         return cost;
     }
-    let price = |field: &str| -> f64 {
-        model
-            .and_then(|m| prices?.get(m))
-            .and_then(|m| m.pricing.get(field))
-            .and_then(|p| match p {
-                Value::String(s) => s.parse().ok(),
-                other => other.as_f64(),
-            })
-            .filter(|p: &f64| p.is_finite() && *p >= 0.0)
-            .unwrap_or(0.0)
-    };
-    let tokens = |field: &str| -> Option<f64> {
-        usage
-            .and_then(|u| u.get(field))
-            .and_then(Value::as_u64)
-            .map(|n| n as f64)
-    };
+    let tokens = |field: &str| -> Option<u64> { usage?.get(field)?.as_u64() };
     match (tokens("prompt_tokens"), tokens("completion_tokens")) {
-        (None, None) => chunks as f64 * price("completion"),
+        (None, None) => estimate.cut_short(chunks),
         (prompt, completion) => {
-            prompt.unwrap_or(0.0) * price("prompt")
-                + completion.unwrap_or(0.0) * price("completion")
+            let listed = model.and_then(|m| prices?.prices(m));
+            listed.unwrap_or(estimate.prices).cost(
+                prompt.unwrap_or(estimate.input_tokens) as f64,
+                completion.unwrap_or(chunks) as f64,
+            )
         }
     }
 }
@@ -69,6 +60,7 @@ pub fn of_completion(body: &[u8]) -> (Option<Value>, Option<String>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::catalog::Prices;
     use serde_json::json;
 
     fn prices() -> ModelIndex {
@@ -77,24 +69,33 @@ mod tests {
         ModelIndex::parse(catalogue.to_string().as_bytes()).unwrap()
     }
 
+    const RESERVED_AT: Estimate = Estimate {
+        prices: Prices {
+            prompt: 150.0,
+            completion: 600.0,
+        },
+        input_tokens: 2000,
+        max_output: 4096,
+    };
+
     #[test]
-    fn openrouters_cost_wins_then_tokens_times_price_then_chunks() {
+    fn openrouters_cost_wins_then_tokens_times_price_then_the_estimate() {
         let index = prices();
+        let cost = |usage: Option<&Value>, model, chunks| {
+            cost(usage, model, chunks, Some(&index), &RESERVED_AT)
+        };
         let usage = json!({"prompt_tokens": 1000, "completion_tokens": 100, "cost": 0.42});
-        assert!((cost(Some(&usage), Some("openai/gpt-4o"), 0, Some(&index)) - 0.42).abs() < 1e-12);
+        assert!((cost(Some(&usage), Some("openai/gpt-4o"), 0) - 0.42).abs() < 1e-12);
         let usage = json!({"prompt_tokens": 1000, "completion_tokens": 100});
         let expected = 1000.0 * 0.0000025 + 100.0 * 0.00001;
-        assert!(
-            (cost(Some(&usage), Some("openai/gpt-4o"), 0, Some(&index)) - expected).abs() < 1e-12
-        );
-        assert!(
-            (cost(None, Some("openai/gpt-4o"), 50, Some(&index)) - 50.0 * 0.00001).abs() < 1e-12
-        );
-        assert_eq!(
-            cost(Some(&usage), Some("unlisted/model"), 0, Some(&index)),
-            0.0
-        );
-        assert_eq!(cost(None, None, 10, None), 0.0);
+        assert!((cost(Some(&usage), Some("openai/gpt-4o"), 0) - expected).abs() < 1e-12);
+        // A dated id the catalogue does not list: the price it was reserved at.
+        let dated = 1000.0 * 150e-6 + 100.0 * 600e-6;
+        assert!((cost(Some(&usage), Some("openai/o1-pro-2025-03-19"), 0) - dated).abs() < 1e-9);
+        // Cut short before usage: the input and one token per chunk, never zero.
+        let cut = 2000.0 * 150e-6 + 50.0 * 600e-6;
+        assert!((cost(None, None, 50) - cut).abs() < 1e-9);
+        assert!(cost(None, None, 0) > 0.0);
     }
 
     #[test]

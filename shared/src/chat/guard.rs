@@ -6,7 +6,8 @@
 use bytes::{Bytes, BytesMut};
 
 use super::{Answering, ChatCall};
-use crate::config::GuardConfig;
+use crate::catalog::base_id;
+use crate::config::{GuardConfig, ModelPattern};
 use crate::error::{ApiError, quote};
 use crate::validation::{Span, validate_chat_request};
 
@@ -35,9 +36,27 @@ pub fn prepare(
         (Answering::Json | Answering::AsAsked, asked) => asked == Some(true),
     };
 
-    check_model("model", &request.model, guard)?;
+    let web_search = request.web_search;
+    check_model("model", &request.model, guard, web_search)?;
     for (i, fallback) in request.fallbacks.iter().enumerate() {
-        check_model(&format!("models[{i}]"), fallback, guard)?;
+        check_model(&format!("models[{i}]"), fallback, guard, web_search)?;
+    }
+    if request.preset && !guard.names_exactly("@preset") {
+        return Err(ApiError::validation(
+            "preset",
+            "Presets are not available on this proxy: a preset's settings (its model, its \
+             limits) are stored at OpenRouter, where the proxy cannot check them",
+        ));
+    }
+    let choices = request.choices.unwrap_or(1);
+    if choices > guard.max_choices {
+        return Err(ApiError::validation(
+            "n",
+            format!(
+                "n may be at most {} on this proxy (each choice is a generation of its own)",
+                guard.max_choices
+            ),
+        ));
     }
     for (field, asked) in [
         ("max_tokens", request.max_tokens),
@@ -70,28 +89,92 @@ pub fn prepare(
             None => edits.insert(format!("\"max_tokens\":{cap},")),
         }
     }
+    let max_output = request
+        .max_tokens
+        .or(request.max_completion_tokens)
+        .unwrap_or(guard.max_tokens_cap)
+        .saturating_mul(choices);
+    let body = edits.apply(raw);
+    let input_tokens = super::price::input_tokens(body.len());
+    if input_tokens > guard.max_input_tokens {
+        return Err(ApiError::validation(
+            "messages",
+            format!(
+                "This request carries about {input_tokens} tokens of input; at most {} are \
+                 accepted on this proxy (estimated from the body's size)",
+                guard.max_input_tokens
+            ),
+        ));
+    }
     Ok(ChatCall {
-        body: edits.apply(raw),
+        body,
         model: request.model,
+        fallbacks: request.fallbacks,
         stream,
+        max_output,
+        output_field: if request.max_completion_tokens.is_some() && request.max_tokens.is_none() {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        },
     })
 }
 
-/// A model must be on `MODEL_ALLOWLIST` (when there is one) and not on `MODEL_DENYLIST`.
-fn check_model(field: &str, model: &str, guard: &GuardConfig) -> Result<(), ApiError> {
-    let allowed =
-        guard.model_allowlist.is_empty() || guard.model_allowlist.iter().any(|p| p.matches(model));
-    let denied = guard.model_denylist.iter().any(|p| p.matches(model));
-    if allowed && !denied {
-        return Ok(());
+/// A model must be on `MODEL_ALLOWLIST` (when there is one) and not on
+/// `MODEL_DENYLIST`. A pattern that names no variant (`:nitro`, `:online`, ...) or
+/// `~` alias matches the model whatever its variant; one that does matches only that
+/// variant, and `:online` also matches a request asking for web search by its fields.
+/// Routers (`openrouter/...`) and presets (`@preset/...`) pick a model the proxy cannot
+/// see, so they need an allowlist entry naming them exactly.
+fn check_model(
+    field: &str,
+    model: &str,
+    guard: &GuardConfig,
+    web_search: Option<&'static str>,
+) -> Result<(), ApiError> {
+    let full = model.to_ascii_lowercase();
+    let base = base_id(&full);
+    let online = web_search.map(|_| format!("{base}:online"));
+    let matches = |pattern: &ModelPattern| {
+        if pattern.names_variant() {
+            pattern.matches(&full) || online.as_deref().is_some_and(|o| pattern.matches(o))
+        } else {
+            pattern.matches(base)
+        }
+    };
+    let refuse = |why: &str| {
+        Err(ApiError::validation(
+            field,
+            format!(
+                "The model {:?}{why} is not available on this proxy",
+                quote(model)
+            ),
+        ))
+    };
+    if (base.starts_with("openrouter/") || base.starts_with('@'))
+        && !guard.names_exactly(&full)
+        && !guard.names_exactly(base)
+    {
+        return refuse(" (a router or preset, which picks a model the proxy cannot check)");
     }
-    Err(ApiError::validation(
-        field,
-        format!(
-            "The model {:?} is not available on this proxy",
-            quote(model)
-        ),
-    ))
+    let allowed = guard.model_allowlist.is_empty() || guard.model_allowlist.iter().any(matches);
+    if !allowed {
+        return refuse("");
+    }
+    let denied = guard.model_denylist.iter().find(|p| matches(p));
+    match (denied, web_search) {
+        (None, _) => Ok(()),
+        (Some(pattern), Some(asks)) if !pattern.matches(&full) && !pattern.matches(base) => {
+            Err(ApiError::validation(
+                asks,
+                format!(
+                    "Web search ({asks}) with {:?} is not available on this proxy",
+                    quote(model)
+                ),
+            ))
+        }
+        (Some(_), _) => refuse(""),
+    }
 }
 
 /// Changes to the caller's bytes: text inserted after the opening brace, and values
@@ -140,13 +223,7 @@ mod tests {
     use crate::config::Config;
 
     fn guard(vars: &[(&str, &str)]) -> GuardConfig {
-        Config::from_lookup(|k| {
-            vars.iter()
-                .find(|(n, _)| *n == k)
-                .map(|(_, v)| (*v).to_owned())
-        })
-        .unwrap()
-        .guard
+        Config::from_pairs(vars).unwrap().guard
     }
 
     const CHAT: &str = r#"  { "model" : "m", "messages":[{"role":"user","content":"hi"}] }"#;

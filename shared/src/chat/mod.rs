@@ -1,12 +1,14 @@
 //! The chat pipeline: the one path from a caller's chat body to OpenRouter's answer,
 //! whatever the transport. Validate under the spend guard (`guard`), decide JSON or
-//! SSE, send the caller's bytes upstream, log, account for the answer's cost (`cost`),
-//! and hand back the answer with its generation id. The HTTP routes
+//! SSE, price the worst case (`price`), count the request and reserve that worst case,
+//! send the caller's bytes upstream, log, settle the reservation to the answer's cost
+//! (`cost`), and hand back the answer with its generation id. The HTTP routes
 //! (`/api/v1/inference`, `/inference/stream`, `/chat/completions`) and the WebSocket
 //! worker all go through [`send`].
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +17,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 mod cost;
 mod guard;
+pub mod price;
 
 use crate::client_ip::ClientIp;
 use crate::config::GuardConfig;
@@ -22,8 +25,10 @@ use crate::error::{ApiError, quote};
 use crate::header_names::GENERATION_ID;
 use crate::json_body::JsonBody;
 use crate::openrouter::{Attribution, Completion};
+use crate::rate_limit::{Admission, Reservation};
 use crate::sse::{Answered, OnEnd, Relay, RelaySettings, SSE_HEADERS};
 use crate::state::AppState;
+use price::Estimate;
 
 /// What a route answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +48,13 @@ pub struct ChatCall {
     /// guard adds (`"stream":true`, the `max_tokens` cap).
     pub body: Bytes,
     pub model: String,
+    /// The `models` fallback list: each may answer, so each prices the request.
+    pub fallbacks: Vec<String>,
     pub stream: bool,
+    /// Output tokens the request may produce at most (`max_tokens` times `n`).
+    pub max_output: u64,
+    /// The field that sets the output cap, for the refusal that names it.
+    pub output_field: &'static str,
 }
 
 impl ChatCall {
@@ -65,72 +76,139 @@ pub struct ChatStream {
     pub generation_id: Option<HeaderValue>,
 }
 
-/// Sends `call` to OpenRouter for `client`. Errors before the first byte of the answer
-/// come back here, as `ApiError`s with their status; later ones travel inside the
-/// stream. The answer's cost is added to the spend budgets once it is known: before a
-/// JSON answer is returned, at the end of a stream (however it ends).
+/// A request counted and its worst case reserved: what [`send`] needs to settle it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Reserved {
+    pub estimate: Estimate,
+    pub reservation: Option<Reservation>,
+}
+
+/// How long pricing waits for the catalogue when this container has none (a cold start
+/// whose fetch failed): past it, a request is priced without it
+/// ([`price::NO_CATALOGUE`]) rather than held while OpenRouter's catalogue is down.
+const PRICES_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// The catalogue's prices, if this container has them or can fetch them promptly.
+async fn prices(app: &Arc<AppState>) -> Option<Arc<crate::catalog::ModelIndex>> {
+    match tokio::time::timeout(PRICES_WAIT, app.catalog.get()).await {
+        Ok(Ok(view)) => Some(view.index),
+        _ => None,
+    }
+}
+
+/// Prices `call`'s worst case, refuses it above `MAX_REQUEST_COST_USD`, then counts it
+/// and reserves that worst case against the spend budgets (`docs/rate-limits.md`,
+/// "Reserve, then settle"). A refused request is counted all the same.
+pub async fn reserve(
+    app: &Arc<AppState>,
+    call: &ChatCall,
+    admission: &Admission,
+) -> Result<Reserved, ApiError> {
+    let index = prices(app).await;
+    let estimate = Estimate::new(
+        std::iter::once(call.model.as_str()).chain(call.fallbacks.iter().map(String::as_str)),
+        price::input_tokens(call.body.len()),
+        call.max_output,
+        index.as_deref(),
+        &app.config.guard,
+    );
+    if let Err(refusal) = estimate.check_ceiling(&app.config.guard, call.output_field) {
+        let _unreserved = admission.admit(0.0).await?;
+        return Err(refusal);
+    }
+    let reservation = admission.admit(estimate.worst_case()).await?;
+    Ok(Reserved {
+        estimate,
+        reservation,
+    })
+}
+
+/// Sends `call` to OpenRouter, once [`reserve`] admitted it. Errors before the first
+/// byte of the answer come back here, as `ApiError`s with their status; later ones
+/// travel inside the stream. The reservation is settled to what the answer cost however
+/// it ends: complete, cut short, refused by OpenRouter (nothing), or (a JSON answer
+/// whose caller left, dropping this future) not at all, which leaves it charged in full.
 pub async fn send(
     app: &Arc<AppState>,
     call: ChatCall,
     attribution: &Attribution,
-    client: ClientIp,
+    reserved: Reserved,
 ) -> Result<ChatAnswer, ApiError> {
+    let Reserved {
+        estimate,
+        reservation,
+    } = reserved;
+    let index = prices(app).await;
+    let limiter = app.rate_limiter.clone();
     let ChatCall {
         body,
         model,
         stream,
+        ..
     } = call;
     let model = quote(&model).into_owned();
-    if stream {
-        let upstream = app.openrouter.start_stream(body, attribution).await?;
-        let generation_id = upstream.headers().get(GENERATION_ID).cloned();
-        tracing::info!(model = %model, "stream started");
-        let settings = RelaySettings {
-            idle_timeout: app.config.upstream.request_timeout,
-            max_duration: app.config.upstream.stream_max_duration,
-            keepalive: app.config.upstream.sse_keepalive,
-        };
-        let accounting = app.clone();
-        let on_end: OnEnd = Box::new(move |answered: Answered| {
-            Box::pin(async move {
-                let spent = cost_of(&accounting, &answered).await;
-                accounting.rate_limiter.record_spend(client, spent).await;
-            })
-        });
-        let relay = Relay::spawn(upstream, settings, Some(on_end));
-        Ok(ChatAnswer::Stream(ChatStream {
-            relay,
-            generation_id,
-        }))
+    let started = if stream {
+        app.openrouter.start_stream(body, attribution).await.map(Ok)
     } else {
-        let completion = app.openrouter.chat(body, attribution).await?;
-        let (usage, answered_model) = cost::of_completion(&completion.body);
-        let answered = Answered {
-            usage,
-            model: answered_model,
-            chunks: 0,
-        };
-        let spent = cost_of(app, &answered).await;
-        app.rate_limiter.record_spend(client, spent).await;
-        tracing::info!(model = %model, "inference answered");
-        Ok(ChatAnswer::Complete(completion))
+        app.openrouter.chat(body, attribution).await.map(Err)
+    };
+    let started = match started {
+        Ok(started) => started,
+        Err(error) => {
+            if let Some(reservation) = reservation
+                && !error.may_be_billed()
+            {
+                limiter.settle(reservation, 0.0).await;
+            }
+            return Err(error.into());
+        }
+    };
+    match started {
+        Ok(upstream) => {
+            let generation_id = upstream.headers().get(GENERATION_ID).cloned();
+            tracing::info!(model = %model, "stream started");
+            let settings = RelaySettings {
+                idle_timeout: app.config.upstream.request_timeout,
+                max_duration: app.config.upstream.stream_max_duration,
+                keepalive: app.config.upstream.sse_keepalive,
+                scrub: app.openrouter.scrubber(),
+            };
+            let on_end: Option<OnEnd> = reservation.map(|reservation| -> OnEnd {
+                Box::new(move |answered: Answered| {
+                    Box::pin(async move {
+                        let spent = cost::cost(
+                            answered.usage.as_ref(),
+                            answered.model.as_deref(),
+                            answered.chunks,
+                            index.as_deref(),
+                            &estimate,
+                        );
+                        limiter.settle(reservation, spent).await;
+                    })
+                })
+            });
+            let relay = Relay::spawn(upstream, settings, on_end);
+            Ok(ChatAnswer::Stream(ChatStream {
+                relay,
+                generation_id,
+            }))
+        }
+        Err(completion) => {
+            if let Some(reservation) = reservation {
+                let (usage, answered_model) = cost::of_completion(&completion.body);
+                let spent = cost::cost(
+                    usage.as_ref(),
+                    answered_model.as_deref(),
+                    0,
+                    index.as_deref(),
+                    &estimate,
+                );
+                limiter.settle(reservation, spent).await;
+            }
+            tracing::info!(model = %model, "inference answered");
+            Ok(ChatAnswer::Complete(completion))
+        }
     }
-}
-
-/// What an answer cost: OpenRouter's figure, else priced from the catalogue (fetched
-/// if this container holds none; OpenRouter reports a cost on nearly every answer).
-async fn cost_of(app: &Arc<AppState>, answered: &Answered) -> f64 {
-    let usage = answered.usage.as_ref();
-    if let Some(reported) = cost::reported(usage) {
-        return reported;
-    }
-    let index = app.catalog.get().await.ok().map(|view| view.index);
-    cost::cost(
-        usage,
-        answered.model.as_deref(),
-        answered.chunks,
-        index.as_deref(),
-    )
 }
 
 impl IntoResponse for ChatAnswer {
@@ -171,43 +249,70 @@ impl IntoResponse for ChatAnswer {
 /// pointer. (Measured: memcpy was 30 % of the gateway's instructions per request.)
 async fn answer(
     app: &Arc<AppState>,
-    client: ClientIp,
+    admission: Admission,
     headers: &HeaderMap,
     body: JsonBody,
     answering: Answering,
 ) -> Result<ChatAnswer, ApiError> {
-    let call = ChatCall::new(body.raw, answering, &app.config.guard)?;
-    send(app, call, &Attribution::from_headers(headers), client).await
+    let call = match ChatCall::new(body.raw, answering, &app.config.guard) {
+        Ok(call) => call,
+        Err(invalid) => {
+            // Counted all the same (the limit is what an invalid flood meets).
+            let _unreserved = admission.admit(0.0).await?;
+            return Err(invalid);
+        }
+    };
+    let reserved = reserve(app, &call, &admission).await?;
+    send(app, call, &Attribution::from_headers(headers), reserved).await
+}
+
+/// The handler's admission: the rate-limit middleware's, or (a router mounted without
+/// it) one of its own, so inference is never served uncounted.
+fn admission_for(
+    app: &Arc<AppState>,
+    client: ClientIp,
+    given: Option<Extension<Admission>>,
+) -> Admission {
+    given.map_or_else(
+        || Admission::new(app.rate_limiter.clone(), client),
+        |Extension(admission)| admission,
+    )
 }
 
 /// `POST /api/v1/inference`: one JSON answer.
 pub async fn inference(
     State(app): State<Arc<AppState>>,
     client: ClientIp,
+    admission: Option<Extension<Admission>>,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<ChatAnswer, ApiError> {
-    Box::pin(answer(&app, client, &headers, body, Answering::Json)).await
+    let admission = admission_for(&app, client, admission);
+    Box::pin(answer(&app, admission, &headers, body, Answering::Json)).await
 }
 
 /// `POST /api/v1/inference/stream`: always Server-Sent Events.
 pub async fn inference_stream(
     State(app): State<Arc<AppState>>,
     client: ClientIp,
+    admission: Option<Extension<Admission>>,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<ChatAnswer, ApiError> {
-    Box::pin(answer(&app, client, &headers, body, Answering::Sse)).await
+    let admission = admission_for(&app, client, admission);
+    Box::pin(answer(&app, admission, &headers, body, Answering::Sse)).await
 }
 
 /// `POST /api/v1/chat/completions`: as the body's `stream` asks (SDKs set it).
 pub async fn chat_completions(
     State(app): State<Arc<AppState>>,
     client: ClientIp,
+    admission: Option<Extension<Admission>>,
     headers: HeaderMap,
     body: JsonBody,
 ) -> Result<ChatAnswer, ApiError> {
-    Box::pin(answer(&app, client, &headers, body, Answering::AsAsked)).await
+    let admission = admission_for(&app, client, admission);
+    Box::pin(answer(&app, admission, &headers, body, Answering::AsAsked)).await
 }
 
 #[cfg(test)]
@@ -223,7 +328,8 @@ mod future_sizes {
         let headers = HeaderMap::new();
         let ip = ClientIp(std::net::IpAddr::from([127, 0, 0, 1]));
         let body = JsonBody { raw: Bytes::new() };
-        let answer = answer(&state, ip, &headers, body, Answering::Json);
+        let admission = Admission::new(state.rate_limiter.clone(), ip);
+        let answer = answer(&state, admission, &headers, body, Answering::Json);
         assert!(
             std::mem::size_of_val(&answer) < 4096,
             "{}",

@@ -110,6 +110,15 @@ pub struct GuardConfig {
     pub model_allowlist: Vec<ModelPattern>,
     /// Models a request may not name.
     pub model_denylist: Vec<ModelPattern>,
+    /// The most one request may cost at worst, in USD (`MAX_REQUEST_COST_USD`).
+    pub max_request_cost_usd: f64,
+    /// The most input one request may carry, in tokens estimated from its size.
+    pub max_input_tokens: u64,
+    /// The most choices (`n`) one request may ask for.
+    pub max_choices: u64,
+    /// What a model the catalogue does not price is reserved at, in USD per million
+    /// tokens (prompt, completion); `None`: the catalogue's median.
+    pub unpriced_prices: Option<(f64, f64)>,
 }
 
 /// A model id pattern: `*` stands for any run of characters (`openai/*`, `*:online`);
@@ -117,7 +126,27 @@ pub struct GuardConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelPattern(String);
 
+impl GuardConfig {
+    /// Whether `MODEL_ALLOWLIST` names `id` exactly, without a wildcard.
+    pub fn names_exactly(&self, id: &str) -> bool {
+        self.model_allowlist
+            .iter()
+            .any(|p| !p.0.contains('*') && (p.0 == id || p.0.starts_with(&format!("{id}/"))))
+    }
+}
+
 impl ModelPattern {
+    /// Whether the pattern names a variant (`*:online`) or the `~` alias itself, so
+    /// it is matched against the whole id rather than the id without them.
+    pub fn names_variant(&self) -> bool {
+        self.0.starts_with('~')
+            || self
+                .0
+                .rsplit('/')
+                .next()
+                .is_some_and(|tail| tail.contains(':'))
+    }
+
     pub fn matches(&self, model: &str) -> bool {
         let model = model.to_ascii_lowercase();
         let mut parts = self.0.split('*');
@@ -167,8 +196,12 @@ pub struct LocalConfig {
     pub host: IpAddr,
     pub port: u16,
     pub max_concurrent_requests: u32,
+    /// One client's share of `max_concurrent_requests`.
+    pub max_concurrent_requests_per_client: u32,
     /// Open connections at once; more wait in the listen queue.
     pub max_connections: u32,
+    /// One client's share of `max_connections`; beyond it a connection is answered 503.
+    pub max_connections_per_client: u32,
     /// How long a client may take to send a request's head.
     pub header_read_timeout: Duration,
     /// How long a client may take to send a request's body.
@@ -203,9 +236,22 @@ impl Config {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
+    /// Reads settings from `vars` alone (for tests).
+    pub fn from_pairs(vars: &[(&str, &str)]) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
     /// Reads settings through `lookup`, so tests need not touch the process environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Reader { lookup: &lookup };
+        // A client's shares of the local gateway's places default to a quarter of the
+        // requests and an eighth of the connections: no one address can take them all.
+        let max_concurrent_requests = env.count("MAX_CONCURRENT_REQUESTS", 100)?;
+        let max_connections = env.count("MAX_CONNECTIONS", 1024)?;
         let config = Self {
             environment: env.choice(
                 "ENVIRONMENT",
@@ -255,6 +301,15 @@ impl Config {
                     "a comma-separated list of model ids or patterns such as *:online",
                     parse_patterns,
                 )?,
+                max_request_cost_usd: env.dollars("MAX_REQUEST_COST_USD", 0.25)?,
+                max_input_tokens: env.count("MAX_INPUT_TOKENS", 100_000)?.into(),
+                max_choices: env.count("MAX_CHOICES", 1)?.into(),
+                unpriced_prices: env.parse(
+                    "UNPRICED_MODEL_PRICES",
+                    None,
+                    "two USD prices per million tokens, prompt and completion, such as 5,15",
+                    parse_price_pair,
+                )?,
             },
             rate_limits: RateLimitConfig {
                 window: env.millis("RATE_LIMIT_WINDOW_MS", 900_000)?,
@@ -294,8 +349,14 @@ impl Config {
                     |v| v.parse().ok(),
                 )?,
                 port: env.parse("PORT", 3000, "a port number 0-65535", |v| v.parse().ok())?,
-                max_concurrent_requests: env.count("MAX_CONCURRENT_REQUESTS", 100)?,
-                max_connections: env.count("MAX_CONNECTIONS", 1024)?,
+                max_concurrent_requests,
+                max_concurrent_requests_per_client: env.count(
+                    "MAX_CONCURRENT_REQUESTS_PER_CLIENT",
+                    max_concurrent_requests.div_ceil(4),
+                )?,
+                max_connections,
+                max_connections_per_client: env
+                    .count("MAX_CONNECTIONS_PER_CLIENT", max_connections.div_ceil(8))?,
                 header_read_timeout: env.millis("HEADER_READ_TIMEOUT_MS", 10_000)?,
                 body_read_timeout: env.millis("BODY_READ_TIMEOUT_MS", 30_000)?,
                 write_timeout: env.millis("WRITE_TIMEOUT_MS", 30_000)?,
@@ -371,6 +432,17 @@ fn parse_patterns(value: &str) -> Option<Vec<ModelPattern>> {
         .map(ModelPattern)
         .collect();
     (!patterns.is_empty()).then_some(patterns)
+}
+
+fn parse_price_pair(value: &str) -> Option<Option<(f64, f64)>> {
+    let (prompt, completion) = value.split_once(',')?;
+    let price = |p: &str| {
+        p.trim()
+            .parse::<f64>()
+            .ok()
+            .filter(|p| p.is_finite() && *p > 0.0)
+    };
+    Some(Some((price(prompt)?, price(completion)?)))
 }
 
 fn parse_origins(value: &str) -> Option<CorsOrigins> {

@@ -34,6 +34,15 @@ pub enum OpenRouterError {
     Unreadable(&'static str),
 }
 
+impl OpenRouterError {
+    /// Whether OpenRouter may have run, and billed, a generation for the request: it
+    /// did unless it answered with an error (or was never asked). An answer that came
+    /// too slowly, too large or broken was still generated.
+    pub fn may_be_billed(&self) -> bool {
+        !matches!(self, Self::NoKey | Self::Answered(_))
+    }
+}
+
 /// An error OpenRouter answered with. Texts are already scrubbed of the key.
 #[derive(Debug)]
 pub struct ErrorAnswer {

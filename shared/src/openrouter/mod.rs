@@ -4,6 +4,7 @@
 
 mod error;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -309,16 +310,19 @@ impl OpenRouterClient {
         }))
     }
 
-    /// Upstream text never carries the key, or an account or organisation id (the
-    /// proxy's own, at OpenRouter or a provider), back to a caller.
     fn scrub(&self, text: &str) -> String {
-        let text = match &self.api_key {
-            Some(key) if !key.expose().is_empty() && text.contains(key.expose()) => {
-                text.replace(key.expose(), "[redacted]")
-            }
-            _ => text.to_owned(),
-        };
-        scrub_account_ids(&text)
+        self.scrubber().text(text)
+    }
+
+    /// What removes the key and account ids from upstream text bound for a caller.
+    pub fn scrubber(&self) -> Scrubber {
+        Scrubber {
+            key: self
+                .api_key
+                .as_ref()
+                .map(|key| Arc::<[u8]>::from(key.expose().as_bytes()))
+                .filter(|key| !key.is_empty()),
+        }
     }
 
     fn scrub_value(&self, value: Value) -> Value {
@@ -328,6 +332,41 @@ impl OpenRouterClient {
             return value;
         }
         serde_json::from_str(&scrubbed).unwrap_or(Value::Null)
+    }
+}
+
+/// Upstream text never carries the key, or an account or organisation id (the proxy's
+/// own, at OpenRouter or a provider), back to a caller, whatever the transport: error
+/// answers, events in the middle of a stream, WebSocket messages made from them.
+#[derive(Clone, Default)]
+pub struct Scrubber {
+    key: Option<Arc<[u8]>>,
+}
+
+impl Scrubber {
+    pub fn text(&self, text: &str) -> String {
+        let text = match self.key.as_deref().map(std::str::from_utf8) {
+            Some(Ok(key)) if text.contains(key) => text.replace(key, "[redacted]"),
+            _ => text.to_owned(),
+        };
+        scrub_account_ids(&text)
+    }
+
+    /// Relayed events: the key wherever it appears; account ids in error events (an
+    /// answer's own text may mention `user_…` harmlessly). Events without either pass
+    /// as they are, byte for byte.
+    pub fn events(&self, events: Bytes) -> Bytes {
+        let has = |needle: &[u8]| memchr::memmem::find(&events, needle).is_some();
+        let has_key = self.key.as_deref().is_some_and(has);
+        if !has_key && !has(b"\"error\"") {
+            return events;
+        }
+        let text = String::from_utf8_lossy(&events);
+        let scrubbed = self.text(&text);
+        if scrubbed == text {
+            return events;
+        }
+        Bytes::from(scrubbed)
     }
 }
 

@@ -1,7 +1,8 @@
-//! What a counter store is asked and what it answers. A store only counts: "add one to
-//! each of these counters of this item, unless one is already at its limit",
-//! atomically, in one step; "add this to a tally"; "sum these tallies"; "claim this key
-//! unless someone holds it". The policies that decide what to count live above it, in
+//! What a counter store is asked and what it answers. A store only counts: "add these
+//! steps to these counters of this item, unless one would pass its limit",
+//! atomically, in one step; "add this (maybe negative) amount to these counters"; "lease
+//! this much of the day's budget if it fits"; "add this to a tally"; "sum these
+//! tallies"; "claim this key unless someone holds it". The policies that decide what to count live above it, in
 //! `RateLimiter`.
 
 use std::time::Duration;
@@ -13,8 +14,8 @@ pub struct Counter {
     pub name: String,
     /// The request is refused unless the counter is below this.
     pub limit: u64,
-    /// What an admitted request adds: 1 for a request count, 0 for a spend that is only
-    /// checked here (it is added after the answer, when its cost is known).
+    /// What an admitted request adds: 1 for a request count, the reservation (in
+    /// micro-dollars) for a spend budget.
     pub step: u64,
 }
 
@@ -28,20 +29,13 @@ pub enum Counted {
     Refused(Option<Vec<u64>>),
 }
 
-/// The proxy's spend for the day, added to after an answer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DaySpend {
-    pub key: String,
-    /// The daily budget, in micro-dollars.
-    pub limit: u64,
-    pub expires_at: u64,
-}
-
-/// Whether the day's spend was within its budget before this answer was added.
+/// What a store did with a lease on the day's budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BudgetState {
-    Within,
-    Spent,
+pub enum Lease {
+    /// The amount was added to the day's total, which stays within the budget.
+    Granted,
+    /// It would not fit; nothing changed. The day's total, when the store could tell.
+    Refused(Option<u64>),
 }
 
 /// What a store did with a claim on a key (a WebSocket request's `(connection, id)`).

@@ -1,5 +1,6 @@
-//! Counters in DynamoDB: one conditional `UpdateItem` per limited request, no reads;
-//! one write of each answer's cost; tallies (`ADD`, summed with one `BatchGetItem`) and
+//! Counters in DynamoDB: one conditional `UpdateItem` per limited request (which also
+//! reserves its spend), no reads; one write settling each reservation; leases on the
+//! day's budget; tallies (`ADD`, summed with one `BatchGetItem`) and
 //! claims (a conditional `PutItem`) for WebSocket connections and requests.
 //!
 //! The item key holds the window's start, so a counter is never reused after its
@@ -12,16 +13,14 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeValue, KeysAndAttributes, ReturnValue, ReturnValuesOnConditionCheckFailure,
-    TransactWriteItem, Update,
 };
 
-use super::counter::{BudgetState, Claim, Counted, Counter, DaySpend, StoreError};
+use super::counter::{Claim, Counted, Counter, Lease, StoreError};
 
-/// The attribute of the day's spend item.
+/// The attribute of the day's budget item: what containers have leased of it.
 const TOTAL: &str = "total";
 /// The attribute of a tally item.
 const TALLY: &str = "n";
@@ -142,87 +141,77 @@ impl DynamoStore {
         }
     }
 
-    /// Adds `amount` to a client's spend counters `names` and to the day's total, in
-    /// one write (a transaction when both are to be written). The day's total is
-    /// conditioned on being within its budget, so a failed condition tells that the
-    /// budget was spent; the spend is then added without it (the money is gone).
-    pub async fn spend(
+    /// Adds `delta` (negative to give back) to the counters `names` of one item: a
+    /// reservation settled to what the answer cost.
+    pub async fn adjust(
         &self,
         key: &str,
         names: &[String],
-        amount: u64,
+        delta: i64,
         expires_at: u64,
-        day: Option<&DaySpend>,
-    ) -> Result<BudgetState, StoreError> {
-        let client = (!names.is_empty()).then(|| Add::new(key, names, amount, expires_at));
-        let Some(day) = day else {
-            if let Some(add) = client {
-                let (expression, attribute_names, values) = add.parts();
-                self.client
-                    .update_item()
-                    .table_name(&self.table)
-                    .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
-                    .update_expression(expression)
-                    .set_expression_attribute_names(Some(attribute_names))
-                    .set_expression_attribute_values(Some(values))
-                    .send()
-                    .await
-                    .map_err(|e| StoreError::DynamoDb(Box::new(e.into())))?;
-            }
-            return Ok(BudgetState::Within);
-        };
-        let total = [TOTAL.to_owned()];
-        for within in [Some(day.limit), None] {
-            let mut request = self.client.transact_write_items();
-            if let Some(add) = &client {
-                request = request.transact_items(self.transact(add, None)?);
-            }
-            let day_add = Add::new(&day.key, &total, amount, day.expires_at);
-            let result = request
-                .transact_items(self.transact(&day_add, within)?)
-                .send()
-                .await;
-            match result {
-                Ok(_) if within.is_some() => return Ok(BudgetState::Within),
-                Ok(_) => return Ok(BudgetState::Spent),
-                Err(SdkError::ServiceError(e))
-                    if within.is_some()
-                        && matches!(
-                            e.err(),
-                            TransactWriteItemsError::TransactionCanceledException(cancelled)
-                                if cancelled
-                                    .cancellation_reasons()
-                                    .iter()
-                                    .any(|r| r.code() == Some("ConditionalCheckFailed"))
-                        ) => {}
-                Err(e) => return Err(StoreError::DynamoDb(Box::new(e.into()))),
-            }
+    ) -> Result<(), StoreError> {
+        let mut attribute_names = HashMap::from([("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned())]);
+        let mut adds = Vec::with_capacity(names.len());
+        for (i, name) in names.iter().enumerate() {
+            attribute_names.insert(format!("#a{i}"), name.clone());
+            adds.push(format!("#a{i} :d"));
         }
-        Ok(BudgetState::Spent)
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .update_expression(format!(
+                "ADD {} SET #ttl = if_not_exists(#ttl, :exp)",
+                adds.join(", ")
+            ))
+            .set_expression_attribute_names(Some(attribute_names))
+            .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
+            .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
+            .send()
+            .await
+            .map_err(|e| StoreError::DynamoDb(Box::new(e.into())))?;
+        Ok(())
     }
 
-    /// `add` as one item of a transaction, conditioned on its first counter being
-    /// below `within` when given.
-    fn transact(
+    /// Adds `amount` to the day's total if it stays within `limit`: one conditional
+    /// write, on an item each container writes once per lease, not once per request.
+    pub async fn lease(
         &self,
-        add: &Add<'_>,
-        within: Option<u64>,
-    ) -> Result<TransactWriteItem, StoreError> {
-        let (expression, names, mut values) = add.parts();
-        let mut update = Update::builder()
+        key: &str,
+        amount: u64,
+        limit: u64,
+        expires_at: u64,
+    ) -> Result<Lease, StoreError> {
+        let result = self
+            .client
+            .update_item()
             .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(add.key.to_owned()))
-            .update_expression(expression);
-        if let Some(limit) = within {
-            values.insert(":limit".into(), AttributeValue::N(limit.to_string()));
-            update = update.condition_expression("attribute_not_exists(#a0) OR #a0 < :limit");
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .update_expression("ADD #t :amount SET #ttl = if_not_exists(#ttl, :exp)")
+            .condition_expression("attribute_not_exists(#t) OR #t <= :room")
+            .expression_attribute_names("#t", TOTAL)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":amount", AttributeValue::N(amount.to_string()))
+            .expression_attribute_values(
+                ":room",
+                AttributeValue::N(limit.saturating_sub(amount).to_string()),
+            )
+            .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Lease::Granted),
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                UpdateItemError::ConditionalCheckFailedException(failed) => Ok(Lease::Refused(
+                    failed.item().and_then(|item| read_count(item, TOTAL)),
+                )),
+                _ => Err(StoreError::DynamoDb(Box::new(
+                    SdkError::ServiceError(e).into(),
+                ))),
+            },
+            Err(e) => Err(StoreError::DynamoDb(Box::new(e.into()))),
         }
-        let update = update
-            .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values(Some(values))
-            .build()
-            .map_err(StoreError::Request)?;
-        Ok(TransactWriteItem::builder().update(update).build())
     }
 
     pub async fn add(&self, key: &str, delta: i64, expires_at: u64) -> Result<(), StoreError> {
@@ -314,53 +303,6 @@ impl DynamoStore {
             },
             Err(e) => Err(StoreError::DynamoDb(Box::new(e.into()))),
         }
-    }
-}
-
-/// An `ADD` of one amount to some attributes of one item.
-struct Add<'a> {
-    key: &'a str,
-    names: &'a [String],
-    amount: u64,
-    expires_at: u64,
-}
-
-type Names = HashMap<String, String>;
-type Values = HashMap<String, AttributeValue>;
-
-impl<'a> Add<'a> {
-    fn new(key: &'a str, names: &'a [String], amount: u64, expires_at: u64) -> Self {
-        Self {
-            key,
-            names,
-            amount,
-            expires_at,
-        }
-    }
-
-    /// The update expression and its attribute names and values.
-    fn parts(&self) -> (String, Names, Values) {
-        let mut names = HashMap::from([("#ttl".to_owned(), TTL_ATTRIBUTE.to_owned())]);
-        let values = HashMap::from([
-            (
-                ":amount".to_owned(),
-                AttributeValue::N(self.amount.to_string()),
-            ),
-            (
-                ":exp".to_owned(),
-                AttributeValue::N(self.expires_at.to_string()),
-            ),
-        ]);
-        let mut adds = Vec::with_capacity(self.names.len());
-        for (i, name) in self.names.iter().enumerate() {
-            names.insert(format!("#a{i}"), name.clone());
-            adds.push(format!("#a{i} :amount"));
-        }
-        let expression = format!(
-            "ADD {} SET #ttl = if_not_exists(#ttl, :exp)",
-            adds.join(", ")
-        );
-        (expression, names, values)
     }
 }
 

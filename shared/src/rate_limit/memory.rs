@@ -8,7 +8,7 @@ use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, PoisonError};
 
-use super::counter::{BudgetState, Claim, Counted, Counter, DaySpend};
+use super::counter::{Claim, Counted, Counter, Lease};
 
 #[derive(Default)]
 pub struct MemoryStore {
@@ -104,40 +104,34 @@ impl MemoryStore {
         )
     }
 
-    /// Adds `amount` to a client's spend counters `names`, and to the day's; says
-    /// whether the day was within its budget.
-    pub fn spend(
-        &self,
-        key: &str,
-        names: &[String],
-        amount: u64,
-        expires_at: u64,
-        day: Option<&DaySpend>,
-        now: u64,
-    ) -> BudgetState {
+    /// Adds `delta` (negative to give back, never below 0) to the counters `names`.
+    pub fn adjust(&self, key: &str, names: &[String], delta: i64, expires_at: u64, now: u64) {
         let mut inner = self.inner();
-        if !names.is_empty() {
-            let item = inner.item(key, expires_at, now);
-            for name in names {
-                add(item, name, amount);
+        let item = inner.item(key, expires_at, now);
+        for name in names {
+            match item.counts.iter_mut().find(|(n, _)| n == name) {
+                Some((_, value)) => *value = value.saturating_add_signed(delta),
+                None => item
+                    .counts
+                    .push((name.clone(), 0u64.saturating_add_signed(delta))),
             }
         }
-        let Some(day) = day else {
-            return BudgetState::Within;
-        };
-        let total = amount;
-        let item = inner.item(&day.key, day.expires_at, now);
-        let before = item
+    }
+
+    /// Adds `amount` to the day's total at `key` if it stays within `limit`.
+    pub fn lease(&self, key: &str, amount: u64, limit: u64, expires_at: u64, now: u64) -> Lease {
+        let mut inner = self.inner();
+        let item = inner.item(key, expires_at, now);
+        let total = item
             .counts
             .iter()
             .find(|(n, _)| n == "total")
             .map_or(0, |(_, v)| *v);
-        add(item, "total", total);
-        if before < day.limit {
-            BudgetState::Within
-        } else {
-            BudgetState::Spent
+        if total.saturating_add(amount) > limit {
+            return Lease::Refused(Some(total));
         }
+        add(item, "total", amount);
+        Lease::Granted
     }
 
     pub fn add(&self, key: &str, delta: i64, expires_at: u64, now: u64) {

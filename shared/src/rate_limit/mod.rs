@@ -6,9 +6,11 @@
 //! `layer` applies it to HTTP requests.
 //!
 //! A request under both the default and the inference limit (same window) costs one
-//! store call that counts both and refuses if either is spent, or if the client's
-//! spend budget is; the answer's cost is added afterwards, in one more call (`spend`).
+//! store call that counts both and reserves its worst-case cost against the client's
+//! spend budget, refusing if any would be passed; the reservation is settled to the
+//! answer's cost afterwards, in one more call (`spend`).
 
+mod admission;
 mod connections;
 mod counter;
 mod dynamo;
@@ -20,14 +22,15 @@ mod spend;
 mod store;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-pub use counter::{BudgetState, Claim, Counted, Counter, DaySpend, StoreError};
+pub use admission::Admission;
+pub use counter::{Claim, Counted, Counter, Lease, StoreError};
 pub use dynamo::{DynamoStore, PARTITION_KEY, TTL_ATTRIBUTE};
 pub use ip_key::{ClientKey, IpKeyer};
 pub use memory::MemoryStore;
 pub use policy::{Decision, Policy, Quota, Scope};
+pub use spend::Reservation;
 pub use store::Store;
 
 use crate::client_ip::ClientIp;
@@ -64,8 +67,8 @@ pub struct RateLimiter {
     client_budget: u64,
     /// What the proxy may spend per UTC day, in micro-dollars (0: no budget).
     day_budget: u64,
-    /// Until when (Unix seconds) this container knows the day's budget spent.
-    day_spent_until: AtomicU64,
+    /// This container's slice of the day's budget.
+    day: spend::DaySlice,
     fail_mode: FailMode,
     budget: Duration,
     clock: Clock,
@@ -84,7 +87,8 @@ enum Meaning {
 
 /// What the counter store made of a request.
 enum Counting {
-    Counted(Counted),
+    /// Counted in the store, or (`true`) in this container's memory after it failed.
+    Counted(Counted, bool),
     /// The store failed and the fail mode serves anyway.
     Uncounted,
 }
@@ -120,7 +124,7 @@ impl RateLimiter {
             ws_net: net(ws, "websocket-48"),
             client_budget: micros(config.spend_limit_usd),
             day_budget: micros(config.spend_limit_global_usd_per_day),
-            day_spent_until: AtomicU64::new(0),
+            day: spend::DaySlice::default(),
             fail_mode: config.fail_mode,
             budget: DEFAULT_BUDGET,
             clock: Arc::new(system_clock_ms),
@@ -160,19 +164,59 @@ impl RateLimiter {
     }
 
     /// Counts one request of `scope` from `ip`. `Err` only when the store failed and
-    /// the fail mode is `closed`.
+    /// the fail mode is `closed`. Inference that may cost money goes through
+    /// [`RateLimiter::admit`] instead.
     pub async fn check(&self, ip: ClientIp, scope: Scope) -> Result<Decision, ApiError> {
+        self.count_request(ip, scope, 0)
+            .await
+            .map(|(decision, _)| decision)
+    }
+
+    /// Counts one inference request from `ip` and reserves `reserve_usd`, its worst
+    /// case, against the client's and the day's budgets, all of which it must fit. The
+    /// reservation comes back with an admitted request, to be settled with
+    /// [`RateLimiter::settle`] once the answer's cost is known.
+    pub async fn admit(
+        &self,
+        ip: ClientIp,
+        reserve_usd: f64,
+    ) -> Result<(Decision, Option<Reservation>), ApiError> {
+        self.count_request(ip, Scope::Inference, micros(reserve_usd))
+            .await
+    }
+
+    async fn count_request(
+        &self,
+        ip: ClientIp,
+        scope: Scope,
+        reserve: u64,
+    ) -> Result<(Decision, Option<Reservation>), ApiError> {
         let now_ms = (self.clock)();
-        if scope == Scope::Inference
-            && let Some(retry_after) = self.day_spent(now_ms)
-        {
-            return Ok(Decision {
-                allowed: false,
-                quotas: Vec::new(),
-                retry_after,
-                budget: Some("global"),
-            });
+        let inference = scope == Scope::Inference;
+        let refused_by = |budget, retry_after| Decision {
+            allowed: false,
+            quotas: Vec::new(),
+            retry_after,
+            budget: Some(budget),
+        };
+        let client_reserve = if self.client_budget > 0 { reserve } else { 0 };
+        if inference && client_reserve > self.client_budget {
+            // Not even an empty window could hold it.
+            let window_ms = self.http[0].window.as_millis().max(1) as u64;
+            let left = (window_ms - now_ms % window_ms).div_ceil(1000).max(1);
+            return Ok((refused_by("client", left), None));
         }
+        let day_reserved = if inference {
+            match self.take_from_day(reserve, now_ms).await? {
+                spend::DayTake::Taken { micros } => micros,
+                spend::DayTake::Spent { retry_after } => {
+                    return Ok((refused_by("global", retry_after), None));
+                }
+            }
+        } else {
+            0
+        };
+        let day_index = now_ms / spend::DAY_MS;
         let (group, policies, nets): (&str, &[Policy], &[Policy]) = match scope {
             Scope::Http => ("http", &self.http[..1], &self.http_net[..1]),
             Scope::Inference => ("http", &self.http, &self.http_net),
@@ -207,23 +251,26 @@ impl RateLimiter {
                 count(counter, Meaning::Limit(*net));
             }
         }
-        if scope == Scope::Inference && self.client_budget > 0 {
+        let spend_names = if inference && self.client_budget > 0 {
+            self.spend_counters(client.sub.as_deref())
+        } else {
+            Vec::new()
+        };
+        for (i, name) in spend_names.iter().enumerate() {
+            let budget = if i == 0 {
+                self.client_budget
+            } else {
+                self.client_budget.saturating_mul(NET_SHARE.into())
+            };
+            // Admitted only if what was spent plus this reservation stays within.
             count(
                 Counter {
-                    name: own(SPEND, client.sub.as_deref()),
-                    limit: self.client_budget,
-                    step: 0,
+                    name: name.clone(),
+                    limit: budget.saturating_sub(client_reserve) + 1,
+                    step: client_reserve,
                 },
                 Meaning::Budget,
             );
-            if client.sub.is_some() {
-                let counter = Counter {
-                    name: SPEND.to_owned(),
-                    limit: self.client_budget.saturating_mul(NET_SHARE.into()),
-                    step: 0,
-                };
-                count(counter, Meaning::Budget);
-            }
         }
         // Policies that share an item share a window (the default and inference
         // limits have one window by design).
@@ -233,9 +280,14 @@ impl RateLimiter {
         let reset = window_end.div_ceil(1000);
         let key = format!("{group}#{}#{window_start}", client.item);
         let seconds_left = (window_end - now_ms).div_ceil(1000).max(1);
-        let counted = self
-            .count(&key, &counters, reset + TTL_MARGIN_SECS, now_ms / 1000)
-            .await?;
+        let expires_at = reset + TTL_MARGIN_SECS;
+        let counted = match self.count(&key, &counters, expires_at, now_ms / 1000).await {
+            Ok(counted) => counted,
+            Err(error) => {
+                self.return_to_day(day_reserved, day_index);
+                return Err(error);
+            }
+        };
         let quotas_of = |values: Option<&[u64]>| -> Vec<Quota> {
             counters
                 .iter()
@@ -256,20 +308,39 @@ impl RateLimiter {
                 })
                 .collect()
         };
+        let reservation = |local| Reservation {
+            key: key.clone(),
+            names: spend_names.clone(),
+            expires_at,
+            client: client_reserve,
+            day: day_reserved,
+            day_index,
+            local,
+        };
         Ok(match counted {
-            Counting::Uncounted => Decision {
-                allowed: true,
-                quotas: Vec::new(),
-                retry_after: 0,
-                budget: None,
-            },
-            Counting::Counted(Counted::Admitted(values)) => Decision {
-                allowed: true,
-                quotas: quotas_of(Some(&values)),
-                retry_after: 0,
-                budget: None,
-            },
-            Counting::Counted(Counted::Refused(values)) => {
+            Counting::Uncounted => (
+                Decision {
+                    allowed: true,
+                    quotas: Vec::new(),
+                    retry_after: 0,
+                    budget: None,
+                },
+                inference.then(|| Reservation {
+                    client: 0,
+                    ..reservation(false)
+                }),
+            ),
+            Counting::Counted(Counted::Admitted(values), local) => (
+                Decision {
+                    allowed: true,
+                    quotas: quotas_of(Some(&values)),
+                    retry_after: 0,
+                    budget: None,
+                },
+                inference.then(|| reservation(local)),
+            ),
+            Counting::Counted(Counted::Refused(values), _) => {
+                self.return_to_day(day_reserved, day_index);
                 let mut quotas = quotas_of(values.as_deref());
                 let spent_at = values.as_ref().and_then(|values| {
                     counters
@@ -288,12 +359,15 @@ impl RateLimiter {
                         None
                     }
                 };
-                Decision {
-                    allowed: false,
-                    quotas,
-                    retry_after: seconds_left,
-                    budget,
-                }
+                (
+                    Decision {
+                        allowed: false,
+                        quotas,
+                        retry_after: seconds_left,
+                        budget,
+                    },
+                    None,
+                )
             }
         })
     }
@@ -310,13 +384,14 @@ impl RateLimiter {
             .within_budget(self.store.increment(key, counters, expires_at, now))
             .await;
         match counted {
-            Ok(counted) => Ok(Counting::Counted(counted)),
+            Ok(counted) => Ok(Counting::Counted(counted, false)),
             Err(error) => {
                 self.store_failed(&error)?;
                 Ok(match self.fail_mode {
-                    FailMode::Local => {
-                        Counting::Counted(self.fallback.increment(key, counters, expires_at, now))
-                    }
+                    FailMode::Local => Counting::Counted(
+                        self.fallback.increment(key, counters, expires_at, now),
+                        true,
+                    ),
                     FailMode::Open | FailMode::Closed => Counting::Uncounted,
                 })
             }

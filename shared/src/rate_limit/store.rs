@@ -1,6 +1,6 @@
 //! `Store`: where counters live, chosen once at start-up.
 
-use super::counter::{BudgetState, Claim, Counted, Counter, DaySpend, StoreError};
+use super::counter::{Claim, Counted, Counter, Lease, StoreError};
 use super::dynamo::DynamoStore;
 use super::memory::MemoryStore;
 
@@ -26,18 +26,34 @@ impl Store {
         }
     }
 
-    pub async fn spend(
+    pub async fn adjust(
         &self,
         key: &str,
         names: &[String],
-        amount: u64,
+        delta: i64,
         expires_at: u64,
-        day: Option<&DaySpend>,
         now: u64,
-    ) -> Result<BudgetState, StoreError> {
+    ) -> Result<(), StoreError> {
         match self {
-            Self::Memory(store) => Ok(store.spend(key, names, amount, expires_at, day, now)),
-            Self::Dynamo(store) => Box::pin(store.spend(key, names, amount, expires_at, day)).await,
+            Self::Memory(store) => {
+                store.adjust(key, names, delta, expires_at, now);
+                Ok(())
+            }
+            Self::Dynamo(store) => Box::pin(store.adjust(key, names, delta, expires_at)).await,
+        }
+    }
+
+    pub async fn lease(
+        &self,
+        key: &str,
+        amount: u64,
+        limit: u64,
+        expires_at: u64,
+        now: u64,
+    ) -> Result<Lease, StoreError> {
+        match self {
+            Self::Memory(store) => Ok(store.lease(key, amount, limit, expires_at, now)),
+            Self::Dynamo(store) => Box::pin(store.lease(key, amount, limit, expires_at)).await,
         }
     }
 

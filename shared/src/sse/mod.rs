@@ -35,6 +35,7 @@ pub use events::event_data;
 use reader::EventReader;
 
 use crate::error::ApiError;
+use crate::openrouter::Scrubber;
 
 /// What the relay hands on: complete events, or how the stream failed (the last item).
 #[derive(Debug)]
@@ -83,7 +84,7 @@ impl StreamFailure {
 }
 
 /// The relay's clocks.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone)]
 pub struct RelaySettings {
     /// Upstream silence that ends the stream (`REQUEST_TIMEOUT`).
     pub idle_timeout: Duration,
@@ -91,6 +92,8 @@ pub struct RelaySettings {
     pub max_duration: Duration,
     /// Silence after which the proxy sends its own comment (`SSE_KEEPALIVE_MS`).
     pub keepalive: Duration,
+    /// Takes the key and account ids out of every event before the client gets it.
+    pub scrub: Scrubber,
 }
 
 /// What a streamed answer was, when it ended, for spend accounting.
@@ -132,11 +135,12 @@ impl Relay {
         let (sender, items) = mpsc::channel(AHEAD);
         let cut = Arc::new(AtomicBool::new(false));
         let reader = EventReader::new(response, settings.idle_timeout);
+        let max_duration = settings.max_duration;
         tokio::spawn(produce(reader, sender, settings, cut.clone(), on_end));
         Self {
             items,
             cut,
-            max_duration: settings.max_duration,
+            max_duration,
             told_cut: false,
         }
     }
@@ -185,6 +189,10 @@ async fn produce(
             () = sleep_until(deadline) => Some(Relayed::Failed(StreamFailure::deadline(settings.max_duration))),
         };
         let Some(item) = item else { break };
+        let item = match item {
+            Relayed::Events(events) => Relayed::Events(settings.scrub.events(events)),
+            failed @ Relayed::Failed(_) => failed,
+        };
         let last = match &item {
             Relayed::Events(events) => {
                 watch(&mut answered, events);

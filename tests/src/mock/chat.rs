@@ -44,9 +44,12 @@ pub async fn answer(request: &Value, behaviour: Behaviour) -> Response {
                                         "metadata": {"provider_name": "Mock"}}});
             padded(2, Duration::from_millis(5), Bytes::from(body.to_string()))
         }
-        Behaviour::EchoWithoutCost => {
+        Behaviour::EchoWithoutCost | Behaviour::EchoDated => {
             let mut echo = Echo::new(request);
             echo.with_cost = false;
+            if behaviour == Behaviour::EchoDated {
+                echo.dated();
+            }
             with_id(json(Body::from(echo.completion())), echo.generation_id())
         }
         Behaviour::Big(bytes) => json(Body::from(big(bytes))),

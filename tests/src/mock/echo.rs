@@ -72,6 +72,11 @@ impl Echo {
         }
     }
 
+    /// Answers as a dated version of the model asked for.
+    pub fn dated(&mut self) {
+        self.model.push_str("-2025-03-19");
+    }
+
     pub fn generation_id(&self) -> &str {
         &self.id
     }

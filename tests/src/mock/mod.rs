@@ -64,6 +64,7 @@ impl MockOpenRouter {
             arrivals: tokio::sync::Notify::new(),
             steps: tokio::sync::Semaphore::new(0),
             streams_closed: Mutex::new(Vec::new()),
+            answers_closed: Mutex::new(Vec::new()),
             sent: Mutex::new(Vec::new()),
         });
         let app = Router::new()
@@ -99,7 +100,18 @@ impl MockOpenRouter {
         *lock(&self.shared.behaviour) = behaviour;
     }
 
+    /// The inference requests that reached the mock, in order (the catalogue fetches
+    /// the proxy makes to price requests are left out: see `received_all`).
     pub fn received(&self) -> Vec<Recorded> {
+        lock(&self.shared.received)
+            .iter()
+            .filter(|r| !r.path.starts_with("/api/v1/models"))
+            .cloned()
+            .collect()
+    }
+
+    /// Every request that reached the mock, catalogue fetches included.
+    pub fn received_all(&self) -> Vec<Recorded> {
         lock(&self.shared.received).clone()
     }
 
@@ -143,6 +155,21 @@ impl MockOpenRouter {
             }
             if tokio::time::timeout_at(deadline, notified).await.is_err() {
                 return self.streams_closed().len() >= n;
+            }
+        }
+    }
+
+    /// Waits until `n` JSON answers have ended (sent whole, or dropped by the proxy);
+    /// false if `within` passes first.
+    pub async fn wait_for_answers_closed(&self, n: usize, within: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.shared.arrivals.notified();
+            if lock(&self.shared.answers_closed).len() >= n {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                return lock(&self.shared.answers_closed).len() >= n;
             }
         }
     }
@@ -211,9 +238,32 @@ async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         .unwrap_or_default();
     let behaviour = Behaviour::from_model(model).unwrap_or_else(|| lock(&shared.behaviour).clone());
     if body.get("stream") == Some(&Value::Bool(true)) {
-        stream::answer(shared.clone(), &body, behaviour).await
+        let authorization = recorded
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        stream::answer(shared.clone(), &body, behaviour, authorization).await
     } else {
-        chat::answer(&body, behaviour).await
+        let response = chat::answer(&body, behaviour).await;
+        // Note when the answer ends, sent or abandoned by the proxy.
+        let guard = AnswerClosed(shared.clone());
+        let (parts, body) = response.into_parts();
+        let body = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
+            let _ = &guard;
+            chunk
+        });
+        Response::from_parts(parts, axum::body::Body::from_stream(body))
+    }
+}
+
+/// Notes when a JSON answer's body is dropped.
+struct AnswerClosed(Arc<Shared>);
+
+impl Drop for AnswerClosed {
+    fn drop(&mut self) {
+        lock(&self.0.answers_closed).push(std::time::Instant::now());
+        self.0.arrivals.notify_waiters();
     }
 }
 

@@ -13,6 +13,9 @@ pub enum Behaviour {
     /// The echo, with usage but no `cost` (as older OpenRouter answers came):
     /// `mock/echo-nocost`.
     EchoWithoutCost,
+    /// The echo without a cost, from a dated model id the catalogue does not list
+    /// (`openai/o1-pro-2025-03-19` for `openai/o1-pro`): `mock/echo-dated`.
+    EchoDated,
     /// A JSON answer whose content is this many bytes (`mock/big-7000000`).
     Big(usize),
     /// The same, sent in chunks with no declared length, so a reader learns its size
@@ -50,6 +53,10 @@ pub enum Behaviour {
     NotSse,
     /// Streams: half the text stream, then OpenRouter's error event (`mock/stream-error`).
     StreamError,
+    /// Streams: half the text stream, then an error event quoting the request's
+    /// `Authorization` header and an account id, as a careless provider might
+    /// (`mock/stream-leak`).
+    StreamLeak,
     /// Streams: half the text stream, half an event, a broken connection.
     StreamReset,
     /// Streams: half the text stream, then something that is not an event.
@@ -84,6 +91,7 @@ impl Behaviour {
         Some(match words.join("-").as_str() {
             "echo" => Self::Echo,
             "echo-nocost" => Self::EchoWithoutCost,
+            "echo-dated" => Self::EchoDated,
             "big" => Self::Big(usize::try_from(first?).ok()?),
             "big-chunked" => Self::BigChunked(usize::try_from(first?).ok()?),
             "replay" => Self::Replay,
@@ -104,6 +112,7 @@ impl Behaviour {
             "not-sse" => Self::NotSse,
             "late-error" => Self::ErrorInBody(u16::try_from(first.unwrap_or(502)).ok()?),
             "stream-error" => Self::StreamError,
+            "stream-leak" => Self::StreamLeak,
             "stream-reset" => Self::StreamReset,
             "stream-garbage" => Self::StreamGarbage,
             "stream-stall" => Self::StreamStall(millis()?),

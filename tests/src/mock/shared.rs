@@ -39,6 +39,8 @@ pub struct Shared {
     pub arrivals: tokio::sync::Notify,
     pub steps: tokio::sync::Semaphore,
     pub streams_closed: Mutex<Vec<std::time::Instant>>,
+    /// When JSON answers ended (sent, or dropped by the proxy).
+    pub answers_closed: Mutex<Vec<std::time::Instant>>,
     /// When each streamed chunk was handed to the server to write (for benchmarks).
     pub sent: Mutex<Vec<std::time::Instant>>,
 }

@@ -51,7 +51,13 @@ impl Drop for CloseGuard {
     }
 }
 
-pub async fn answer(shared: Arc<Shared>, request: &Value, behaviour: Behaviour) -> Response {
+/// `authorization` is the request's header, which only `StreamLeak` repeats.
+pub async fn answer(
+    shared: Arc<Shared>,
+    request: &Value,
+    behaviour: Behaviour,
+    authorization: &str,
+) -> Response {
     let text = fixtures::sse_events(&fixtures::stream("text").unwrap_or_default());
     let half = text.len() / 2;
     let first_half = || -> Vec<Step> { text[..half].iter().cloned().map(Step::Send).collect() };
@@ -87,6 +93,17 @@ pub async fn answer(shared: Arc<Shared>, request: &Value, behaviour: Behaviour) 
                 "model": "openai/gpt-4o", "provider": "OpenAI",
                 "error": {"code": 502, "message": "Provider disconnected unexpectedly",
                           "metadata": {"provider_name": "OpenAI"}},
+                "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]});
+            steps.push(Step::Send(Bytes::from(format!("data: {error}\n\n"))));
+            steps.push(Step::Send(Bytes::from_static(b"data: [DONE]\n\n")));
+            (steps, CAPTURE_ID.into())
+        }
+        Behaviour::StreamLeak => {
+            let mut steps = first_half();
+            let error = json!({"id": "gen-mock", "object": "chat.completion.chunk", "created": 1_754_441_342,
+                "model": "openai/gpt-4o",
+                "error": {"code": 401, "message": format!("Provider rejected the credentials {authorization}"),
+                          "metadata": {"raw": format!("{{\"key\":\"{authorization}\",\"org\":\"org-AbCdEf123456\"}}")}},
                 "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]});
             steps.push(Step::Send(Bytes::from(format!("data: {error}\n\n"))));
             steps.push(Step::Send(Bytes::from_static(b"data: [DONE]\n\n")));
@@ -168,9 +185,12 @@ pub async fn answer(shared: Arc<Shared>, request: &Value, behaviour: Behaviour) 
         Behaviour::StreamPaced { deltas, every } => {
             (repeated(&text, deltas, Some(every)), CAPTURE_ID.into())
         }
-        Behaviour::EchoWithoutCost => {
+        Behaviour::EchoWithoutCost | Behaviour::EchoDated => {
             let mut echo = Echo::new(request);
             echo.with_cost = false;
+            if behaviour == Behaviour::EchoDated {
+                echo.dated();
+            }
             (sends(echo.events()), echo.generation_id().to_owned())
         }
         Behaviour::Echo

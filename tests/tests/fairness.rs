@@ -149,8 +149,13 @@ async fn a_flood_from_a_client_that_never_reads_costs_only_that_client() {
     let mut flood = WsClient::connect(&gateway.ws_url()).await.unwrap();
     let sender = tokio::spawn(async move {
         for n in 0..3000 {
-            // Each is an error with its own id: a reply delivered twice would show.
-            let message = json!({"type": "nope", "id": format!("m{n}")}).to_string();
+            // Pings, and messages of no known type, each with its own id: an error
+            // reply delivered twice would show.
+            let message = if n % 2 == 0 {
+                json!({"type": "ping"}).to_string()
+            } else {
+                json!({"type": "nope", "id": format!("m{n}")}).to_string()
+            };
             if flood.send_raw(tungstenite_text(&message)).await.is_err() {
                 break;
             }
@@ -179,9 +184,45 @@ async fn a_flood_from_a_client_that_never_reads_costs_only_that_client() {
         .unwrap()
         .unwrap();
     let mut seen = std::collections::HashSet::new();
+    let mut heartbeats = 0;
     while let Some(Event::Message(reply)) = flood.next(Duration::from_secs(3)).await {
+        if reply["type"] == "heartbeat" {
+            heartbeats += 1;
+            continue;
+        }
         let id = reply["id"].as_str().unwrap().to_owned();
         assert!(seen.insert(id.clone()), "{id} delivered twice");
     }
-    assert!(!seen.is_empty());
+    assert!(!seen.is_empty() && heartbeats > 0);
+    assert!(
+        heartbeats <= 1500,
+        "{heartbeats} heartbeats for 1,500 pings"
+    );
+}
+
+/// `@connections` is for this host's worker: a call is checked before its body is
+/// read, so a body that never arrives holds nothing.
+#[tokio::test]
+async fn the_management_api_answers_before_reading_a_body() {
+    let (_mock, gateway) = gateway_with_mock(&[]).await.unwrap();
+    let address = gateway.base_url.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    // A megabyte announced, none sent, to a connection that does not exist.
+    stream
+        .write_all(
+            b"POST /local/@connections/nobody%3D HTTP/1.1\r\nHost: x\r\n\
+              Content-Length: 1000000\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 1024];
+    let read = tokio::time::timeout(Duration::from_secs(2), async {
+        use tokio::io::AsyncReadExt;
+        stream.read(&mut answer).await
+    })
+    .await
+    .expect("answered without the body")
+    .unwrap();
+    let head = String::from_utf8_lossy(&answer[..read]);
+    assert!(head.starts_with("HTTP/1.1 410"), "{head}");
 }

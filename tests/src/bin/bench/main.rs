@@ -582,7 +582,18 @@ async fn bodies() -> Result<(), String> {
         body.len() as f64 / 1e6
     );
     for clients in [8usize, 100] {
-        let gateway = start_gateway(&binary, &base, &[("MAX_CONCURRENT_REQUESTS", "100")])?;
+        // One address sends them all: its share is every place, and its bodies pass
+        // the input cap, so what is measured is reading and checking them.
+        let gateway = start_gateway(
+            &binary,
+            &base,
+            &[
+                ("MAX_CONCURRENT_REQUESTS", "100"),
+                ("MAX_CONCURRENT_REQUESTS_PER_CLIENT", "100"),
+                ("MAX_INPUT_TOKENS", "4000000"),
+                ("MAX_REQUEST_COST_USD", "0"),
+            ],
+        )?;
         let before = rss_kib(gateway.pid()).unwrap_or(0);
         let client = reqwest::Client::new();
         let url = gateway.url("/api/v1/inference");

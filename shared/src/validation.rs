@@ -24,7 +24,9 @@ const ROLES: [&str; 5] = ["system", "user", "assistant", "tool", "developer"];
 /// What the proxy learned from a valid chat request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatRequest {
-    pub model: String,
+    /// `None` when the request names only a `models` list (its first entry answers
+    /// first).
+    pub model: Option<String>,
     /// `Some(true)` asks for SSE, `Some(false)` or `None` for one JSON answer.
     pub stream: Option<bool>,
     /// Where `stream`'s value sits in the body, when the key is there.
@@ -35,6 +37,8 @@ pub struct ChatRequest {
     pub max_tokens_null_at: Option<Span>,
     /// The `models` fallback list.
     pub fallbacks: Vec<String>,
+    /// `reasoning.max_tokens`: the reasoning budget, which `max_tokens` must exceed.
+    pub reasoning_max_tokens: Option<u64>,
     /// `n`: how many choices to generate.
     pub choices: Option<u64>,
     /// The field that asks for web search (`plugins` with the `web` plugin, or
@@ -65,6 +69,7 @@ struct TopLevel<'a> {
     plugins: Option<&'a RawValue>,
     web_search_options: Option<&'a RawValue>,
     preset: Option<&'a RawValue>,
+    reasoning: Option<&'a RawValue>,
     ranges: Vec<(&'static str, &'a RawValue)>,
 }
 
@@ -113,6 +118,7 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
                 "plugins" => Some(&mut top.plugins),
                 "web_search_options" => Some(&mut top.web_search_options),
                 "preset" => Some(&mut top.preset),
+                "reasoning" => Some(&mut top.reasoning),
                 _ => None,
             };
             if let Some(slot) = slot {
@@ -152,10 +158,26 @@ pub fn validate_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         Err(error) => return Err(problem.unwrap_or_else(|| json_error(&error))),
     };
 
+    let fallbacks = match top.models.map(RawValue::get) {
+        None | Some("null") => Vec::new(),
+        Some(raw) => serde_json::from_str::<Vec<String>>(raw)
+            .map_err(|_| ApiError::validation("models", "models must be a list of model ids"))?
+            .into_iter()
+            .enumerate()
+            .map(|(i, id)| check_model_id(&format!("models[{i}]"), Cow::Owned(id)))
+            .collect::<Result<_, _>>()?,
+    };
+    // OpenRouter takes a fallback list alone: its first entry is then the model.
     let model = match top.model.map(RawValue::get) {
-        None | Some("null") => return Err(ApiError::validation("model", "Model is required")),
+        None | Some("null") if !fallbacks.is_empty() => None,
+        None | Some("null") => {
+            return Err(ApiError::validation(
+                "model",
+                "Model is required (or a models list to try in turn)",
+            ));
+        }
         Some(raw) => match serde_json::from_str::<Cow<'_, str>>(raw) {
-            Ok(model) if !model.trim().is_empty() => check_model_id("model", model)?,
+            Ok(model) if !model.trim().is_empty() => Some(check_model_id("model", model)?),
             _ => {
                 return Err(ApiError::validation(
                     "model",
@@ -194,14 +216,18 @@ pub fn validate_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         }
     };
 
-    let fallbacks = match top.models.map(RawValue::get) {
-        None | Some("null") => Vec::new(),
-        Some(raw) => serde_json::from_str::<Vec<String>>(raw)
-            .map_err(|_| ApiError::validation("models", "models must be a list of model ids"))?
-            .into_iter()
-            .enumerate()
-            .map(|(i, id)| check_model_id(&format!("models[{i}]"), Cow::Owned(id)))
-            .collect::<Result<_, _>>()?,
+    let reasoning_max_tokens = match top.reasoning.map(RawValue::get) {
+        None | Some("null") => None,
+        Some(raw) => {
+            #[derive(serde::Deserialize)]
+            struct Reasoning<'a> {
+                #[serde(borrow, default)]
+                max_tokens: Option<&'a RawValue>,
+            }
+            let reasoning: Reasoning<'_> = serde_json::from_str(raw)
+                .map_err(|_| ApiError::validation("reasoning", "reasoning must be an object"))?;
+            positive_integer(reasoning.max_tokens, "reasoning.max_tokens")?
+        }
     };
     let choices = positive_integer(top.n, "n")?;
     let web_search = if top.plugins.is_some_and(|raw| names_web_plugin(raw.get())) {
@@ -226,6 +252,7 @@ pub fn validate_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
             .filter(|raw| raw.get() == "null")
             .map(|raw| span(body, raw)),
         fallbacks,
+        reasoning_max_tokens,
         choices,
         web_search,
         preset: top.preset.is_some_and(|raw| raw.get() != "null"),
@@ -359,14 +386,56 @@ impl<'de> Visitor<'de> for MessagesVisitor<'_> {
     }
 }
 
-#[derive(serde::Deserialize)]
+/// The fields of a message the proxy reads, and the first key it gives twice (refused,
+/// as at the top level: what the proxy checks must be what OpenRouter reads).
+#[derive(Default)]
 struct MessageView<'a> {
-    #[serde(borrow, default)]
     role: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     content: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     tool_calls: Option<&'a RawValue>,
+    repeated: Option<Cow<'a, str>>,
+}
+
+impl<'de> serde::Deserialize<'de> for MessageView<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MessageVisitor)
+    }
+}
+
+struct MessageVisitor;
+
+impl<'de> Visitor<'de> for MessageVisitor {
+    type Value = MessageView<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a message object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut view = MessageView::default();
+        let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if seen.contains(&key) {
+                view.repeated.get_or_insert(key);
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            let slot = match key.as_ref() {
+                "role" => Some(&mut view.role),
+                "content" => Some(&mut view.content),
+                "tool_calls" => Some(&mut view.tool_calls),
+                _ => None,
+            };
+            match slot {
+                Some(slot) => *slot = Some(map.next_value::<&'de RawValue>()?),
+                None => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            seen.insert(key);
+        }
+        Ok(view)
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -387,6 +456,12 @@ fn check_message(i: usize, raw: &str) -> Result<(), ApiError> {
             ));
         }
     };
+    if let Some(key) = &message.repeated {
+        return Err(ApiError::validation(
+            format!("messages[{i}].{}", quote(key)),
+            "This key is given twice in the message; give each key once",
+        ));
+    }
     let role = message
         .role
         .and_then(|r| serde_json::from_str::<Cow<'_, str>>(r.get()).ok());
@@ -522,7 +597,7 @@ mod tests {
         let body = json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "Hello, world!"}],
                           "temperature": 0.7, "max_tokens": 100, "stream": false});
         let request = validate(&body).unwrap();
-        assert_eq!(request.model, "openai/gpt-4o");
+        assert_eq!(request.model.as_deref(), Some("openai/gpt-4o"));
         assert_eq!(request.stream, Some(false));
         assert_eq!(request.max_tokens, Some(100));
     }

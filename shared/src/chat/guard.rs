@@ -37,7 +37,9 @@ pub fn prepare(
     };
 
     let web_search = request.web_search;
-    check_model("model", &request.model, guard, web_search)?;
+    if let Some(model) = &request.model {
+        check_model("model", model, guard, web_search)?;
+    }
     for (i, fallback) in request.fallbacks.iter().enumerate() {
         check_model(&format!("models[{i}]"), fallback, guard, web_search)?;
     }
@@ -68,6 +70,24 @@ pub fn prepare(
                 format!(
                     "{field} may be at most {} on this proxy",
                     guard.max_tokens_cap
+                ),
+            ));
+        }
+    }
+
+    // The answer's tokens include its reasoning: a cap at or below the reasoning
+    // budget breaks the request upstream, so it never goes there.
+    if let Some(reasoning) = request.reasoning_max_tokens {
+        let (limit, which) = match request.max_tokens.or(request.max_completion_tokens) {
+            Some(asked) => (asked, "max_tokens"),
+            None => (guard.max_tokens_cap, "this proxy's max_tokens cap"),
+        };
+        if reasoning >= limit {
+            return Err(ApiError::validation(
+                "reasoning.max_tokens",
+                format!(
+                    "reasoning.max_tokens ({reasoning}) must be below {which} ({limit}): \
+                     the answer's tokens include its reasoning"
                 ),
             ));
         }
@@ -108,7 +128,11 @@ pub fn prepare(
     }
     Ok(ChatCall {
         body,
-        model: request.model,
+        // Validation saw a model or a non-empty fallback list.
+        model: request
+            .model
+            .or_else(|| request.fallbacks.first().cloned())
+            .unwrap_or_default(),
         fallbacks: request.fallbacks,
         stream,
         max_output,

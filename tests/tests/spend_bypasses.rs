@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use llm_proxy_tests::dynamo::{self, DynamoServer};
+use llm_proxy_tests::ws::WsClient;
 use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, gateway_with_mock};
 use serde_json::{Value, json};
 
@@ -116,6 +117,30 @@ async fn an_abandoned_json_request_is_charged_in_full() {
     );
     // ...and the generation it may have paid for still counts.
     next_is_refused(&client_at("127.0.1.2"), &gateway, &mock).await;
+}
+
+#[tokio::test]
+async fn an_abandoned_websocket_stream_is_charged() {
+    let (mock, gateway) = setup(&[]).await;
+    mock.set_behaviour(Behaviour::StreamPaced {
+        deltas: 500,
+        every: Duration::from_millis(20),
+    });
+    let address: IpAddr = "127.0.1.6".parse().unwrap();
+    let mut ws = WsClient::connect_from(&gateway.ws_url(), address)
+        .await
+        .unwrap();
+    ws.send(&json!({"type": "inference_request", "id": "gone", "data": expensive(true)}))
+        .await
+        .unwrap();
+    let first = ws.message(Duration::from_secs(10)).await;
+    assert_eq!(first["type"], "inference_response", "{first}");
+    drop(ws);
+    assert!(
+        mock.wait_for_streams_closed(1, Duration::from_secs(10))
+            .await
+    );
+    next_is_refused(&client_at("127.0.1.6"), &gateway, &mock).await;
 }
 
 #[tokio::test]

@@ -187,6 +187,29 @@ async fn an_answer_from_a_dated_id_without_a_cost_is_priced() {
     next_is_refused(&client, &gateway, &mock).await;
 }
 
+/// OpenRouter down (nothing listens): each request is a 502 and costs the caller
+/// nothing, so an outage does not use up the budgets of the clients who retry.
+#[tokio::test]
+async fn requests_openrouter_never_received_cost_nothing() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/api/v1", closed.local_addr().unwrap());
+    drop(closed);
+    // Without a catalogue the request is priced at $5/$15 per million tokens: about
+    // $0.022 reserved, of a budget that holds one.
+    let gateway = Gateway::start(&[
+        ("OPENROUTER_API_KEY", "sk-or-v1-outage"),
+        ("OPENROUTER_BASE_URL", &base),
+        ("SPEND_LIMIT_USD", "0.03"),
+    ])
+    .await
+    .unwrap();
+    let client = client_at("127.0.1.7");
+    for _ in 0..3 {
+        let response = post(&client, &gateway, &expensive(false)).await;
+        assert_eq!(response.status(), 502);
+    }
+}
+
 /// What `body` reserves: its input at a token per three bytes, and its `max_tokens`,
 /// at o1-pro's price.
 fn worst_case(body: &Value) -> f64 {

@@ -109,9 +109,10 @@ pub fn prepare(
             None => edits.insert(format!("\"max_tokens\":{cap},")),
         }
     }
+    // Given both, OpenRouter may honour either: the larger bounds the answer.
     let max_output = request
         .max_tokens
-        .or(request.max_completion_tokens)
+        .max(request.max_completion_tokens)
         .unwrap_or(guard.max_tokens_cap)
         .saturating_mul(choices);
     let body = edits.apply(raw);

@@ -36,10 +36,15 @@ pub enum OpenRouterError {
 
 impl OpenRouterError {
     /// Whether OpenRouter may have run, and billed, a generation for the request: it
-    /// did unless it answered with an error (or was never asked). An answer that came
-    /// too slowly, too large or broken was still generated.
+    /// did unless it answered with an error or was never asked (no key, or no
+    /// connection could be made: an outage must not drain the callers' budgets). An
+    /// answer that came too slowly, too large or broken was still generated.
     pub fn may_be_billed(&self) -> bool {
-        !matches!(self, Self::NoKey | Self::Answered(_))
+        match self {
+            Self::NoKey | Self::Answered(_) => false,
+            Self::Unreachable(cause) => !cause.is_connect(),
+            Self::Timeout(_) | Self::TooLarge(_) | Self::Unreadable(_) => true,
+        }
     }
 }
 

@@ -17,7 +17,8 @@
 //!   proxy must understand.
 //! - [`openrouter`]: the pooled client for OpenRouter, and the mapping of its errors.
 //! - [`sse`]: relaying OpenRouter's event stream event by event.
-//! - [`chat`]: the chat pipeline every transport uses, and the HTTP chat handlers.
+//! - [`relay`]: the table of inference operations and the one relay every route and
+//!   transport uses.
 //! - [`catalog`]: the cached, indexed model catalogue.
 //! - [`rate_limit`]: per-client limits over a memory or DynamoDB counter store.
 //! - [`tls`], [`aws`]: the one TLS stack, and the AWS SDK clients' HTTPS client and settings.
@@ -34,7 +35,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod aws;
 pub mod catalog;
-pub mod chat;
 pub mod client_ip;
 pub mod config;
 pub mod error;
@@ -44,6 +44,7 @@ pub mod layers;
 pub mod openrouter;
 pub mod path_param;
 pub mod rate_limit;
+pub mod relay;
 pub mod routes;
 pub mod sse;
 pub mod state;

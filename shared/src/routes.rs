@@ -10,9 +10,26 @@ pub const HEALTH: &str = "/health";
 pub const INFERENCE: &str = "/api/v1/inference";
 pub const INFERENCE_STREAM: &str = "/api/v1/inference/stream";
 pub const CHAT_COMPLETIONS: &str = "/api/v1/chat/completions";
+pub const RESPONSES: &str = "/api/v1/responses";
+pub const MESSAGES: &str = "/api/v1/messages";
+pub const COMPLETIONS: &str = "/api/v1/completions";
+pub const EMBEDDINGS: &str = "/api/v1/embeddings";
+pub const RERANK: &str = "/api/v1/rerank";
+pub const IMAGES: &str = "/api/v1/images";
 
-/// Requests that count against the inference limit as well as the default one.
-pub const INFERENCE_PATHS: [&str; 3] = [INFERENCE, INFERENCE_STREAM, CHAT_COMPLETIONS];
+/// Requests that count against the inference limit as well as the default one: the
+/// rows of the relay's table of operations.
+pub const INFERENCE_PATHS: [&str; 9] = [
+    INFERENCE,
+    INFERENCE_STREAM,
+    CHAT_COMPLETIONS,
+    RESPONSES,
+    MESSAGES,
+    COMPLETIONS,
+    EMBEDDINGS,
+    RERANK,
+    IMAGES,
+];
 
 /// The local gateway's WebSocket endpoint (API Gateway's WebSocket API on AWS, which is
 /// not an HTTP route of the REST API and is limited by its own `$connect` rules).

@@ -21,6 +21,20 @@ pub fn chat_completion_json() -> Bytes {
     Bytes::from_static(CHAT_COMPLETION.trim_ascii())
 }
 
+/// A capture of another inference operation (`fixtures/openrouter/ops/`), by file name.
+pub fn op(name: &str) -> Option<Bytes> {
+    let bytes: &'static [u8] = match name {
+        "responses-json.json" => include_bytes!("../fixtures/openrouter/ops/responses-json.json"),
+        "responses-stream.sse" => include_bytes!("../fixtures/openrouter/ops/responses-stream.sse"),
+        "messages-stream.sse" => include_bytes!("../fixtures/openrouter/ops/messages-stream.sse"),
+        "embeddings-json.json" => include_bytes!("../fixtures/openrouter/ops/embeddings-json.json"),
+        "rerank.json" => include_bytes!("../fixtures/openrouter/ops/rerank.json"),
+        "images-json.json" => include_bytes!("../fixtures/openrouter/ops/images-json.json"),
+        _ => return None,
+    };
+    Some(Bytes::from_static(bytes))
+}
+
 pub fn models() -> Bytes {
     Bytes::from_static(MODELS)
 }

@@ -4,7 +4,7 @@
 
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::InvocationType;
-use llm_proxy_shared::chat::Reserved;
+use llm_proxy_shared::relay::Reserved;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 

@@ -5,9 +5,9 @@
 use bytes::Bytes;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use llm_proxy_shared::ClientIp;
-use llm_proxy_shared::chat::{self, Answering, ChatCall, Reserved};
 use llm_proxy_shared::error::{ApiError, InternalError};
 use llm_proxy_shared::rate_limit::{Admission, Scope};
+use llm_proxy_shared::relay::{self, Call, Operation, Reserved};
 use llm_proxy_shared::websocket::message::{self, ClientMessage, Refusal};
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
@@ -196,8 +196,8 @@ async fn admit(
 ) -> Result<Reserved, ApiError> {
     let admission = Admission::new(app.state.rate_limiter.clone(), client_ip(request)?);
     let raw = Bytes::copy_from_slice(data.get().as_bytes());
-    match ChatCall::new(raw, answering(stream), &app.state.config.guard) {
-        Ok(call) => chat::reserve(&app.state, &call, &admission).await,
+    match Call::new(raw, chat_operation(stream), &app.state.config.guard) {
+        Ok(call) => relay::reserve(&app.state, &call, &admission).await,
         Err(invalid) => {
             let _unreserved = admission.admit(0.0).await?;
             Err(invalid)
@@ -205,13 +205,14 @@ async fn admit(
     }
 }
 
-/// How a WebSocket request is answered upstream: streamed when it asks to be.
-pub fn answering(stream: bool) -> Answering {
-    if stream {
-        Answering::Sse
+/// The chat operation a WebSocket request is: streamed when it asks to be.
+pub fn chat_operation(stream: bool) -> &'static Operation {
+    let path = if stream {
+        llm_proxy_shared::routes::INFERENCE_STREAM
     } else {
-        Answering::AsAsked
-    }
+        llm_proxy_shared::routes::CHAT_COMPLETIONS
+    };
+    Operation::at(path).unwrap_or(&relay::OPERATIONS[0])
 }
 
 /// Counts one message against the client's limits.

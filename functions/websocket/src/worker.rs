@@ -8,10 +8,10 @@
 use std::future::Future;
 
 use bytes::Bytes;
-use llm_proxy_shared::chat::{self, ChatAnswer, ChatCall, ChatStream};
 use llm_proxy_shared::error::{ApiError, Chain};
 use llm_proxy_shared::openrouter::Attribution;
 use llm_proxy_shared::rate_limit::Claim;
+use llm_proxy_shared::relay::{self, Answer, Call, Streamed};
 use llm_proxy_shared::sse::{Relayed, event_data};
 use llm_proxy_shared::websocket::answer::{self, Next, StreamAnswer};
 use llm_proxy_shared::websocket::message;
@@ -19,7 +19,7 @@ use tokio::time::{Instant, sleep_until};
 
 use crate::invoker::Job;
 use crate::outbox::{Outbox, Stop};
-use crate::routes::answering;
+use crate::routes::chat_operation;
 use crate::{WebSocketApp, now_ms};
 
 pub async fn run(app: &WebSocketApp, job: Job) {
@@ -72,7 +72,7 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
     let id = job.id.as_str();
     let raw = Bytes::copy_from_slice(job.data.get().as_bytes());
     // `$default` validated it already; the same code cannot refuse it here.
-    let call = match ChatCall::new(raw, answering(job.stream), &app.state.config.guard) {
+    let call = match Call::new(raw, chat_operation(job.stream), &app.state.config.guard) {
         Ok(call) => call,
         Err(error) => {
             if let Some(reservation) = job.reserved.reservation.clone() {
@@ -87,7 +87,7 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
     let sent = with_heartbeats(
         outbox,
         heartbeat,
-        chat::send(
+        relay::send(
             &app.state,
             call,
             &Attribution::default(),
@@ -101,7 +101,7 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
                 .send(message::error(Some(id), error.error_object()))
                 .await
         }
-        Ok(ChatAnswer::Complete(completion)) => match answer::complete(id, &completion.body) {
+        Ok(Answer::Complete(completion)) => match answer::complete(id, &completion.body) {
             Some(message) => outbox.send(message).await,
             None => {
                 let error = ApiError::from(llm_proxy_shared::error::UpstreamError::bad_gateway(
@@ -112,7 +112,7 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
                     .await
             }
         },
-        Ok(ChatAnswer::Stream(stream)) => relay(app, id, stream, outbox).await,
+        Ok(Answer::Stream(stream)) => relay(app, id, stream, outbox).await,
     }
 }
 
@@ -136,7 +136,7 @@ async fn with_heartbeats<T>(
 async fn relay(
     app: &WebSocketApp,
     id: &str,
-    stream: ChatStream,
+    stream: Streamed,
     outbox: &mut Outbox<'_>,
 ) -> Result<(), Stop> {
     let settings = &app.state.config.websocket;

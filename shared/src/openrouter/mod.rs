@@ -32,7 +32,8 @@ pub struct OpenRouterClient {
     base_url: String,
     /// `{base_url}/chat/completions`, parsed once: parsing it per request (IDNA and all)
     /// was a measurable part of the proxy's own cost.
-    chat_url: reqwest::Url,
+    /// The URL of each upstream path asked for so far, parsed once.
+    urls: Arc<std::sync::RwLock<std::collections::HashMap<&'static str, reqwest::Url>>>,
     api_key: Option<Secret>,
     request_timeout: Duration,
 }
@@ -79,10 +80,11 @@ impl OpenRouterClient {
             .pool_idle_timeout(Duration::from_secs(90))
             .user_agent(concat!("llm-proxy/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        let chat_url = reqwest::Url::parse(&format!("{}/chat/completions", config.base_url))?;
+        // The base URL must make URLs: checked once here, so that `url` cannot fail.
+        reqwest::Url::parse(&format!("{}/chat/completions", config.base_url))?;
         Ok(Self {
             http,
-            chat_url,
+            urls: Arc::default(),
             base_url: config.base_url.clone(),
             api_key: config.api_key.clone(),
             request_timeout: config.request_timeout,
@@ -101,14 +103,35 @@ impl OpenRouterClient {
         self.request_timeout
     }
 
-    /// Sends a chat-completions body exactly as the caller wrote it, and returns once
+    /// `path` (an operation's, such as `/responses`) under the base URL.
+    fn url(&self, path: &'static str) -> Result<reqwest::Url, OpenRouterError> {
+        let cached = self
+            .urls
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(path)
+            .cloned();
+        if let Some(url) = cached {
+            return Ok(url);
+        }
+        let url = reqwest::Url::parse(&format!("{}{path}", self.base_url))
+            .map_err(|_| OpenRouterError::Unreadable("the upstream path does not make a URL"))?;
+        self.urls
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(path, url.clone());
+        Ok(url)
+    }
+
+    /// Sends an inference body to `path` exactly as the caller wrote it, and returns once
     /// OpenRouter's answer headers arrive with a success status.
     ///
     /// `REQUEST_TIMEOUT` bounds the wait for the answer's headers and every silence
     /// while the body arrives, not the total: OpenRouter keeps slow answers alive with
     /// whitespace, and a long healthy answer must not be cut.
-    pub async fn start_chat(
+    pub async fn start(
         &self,
+        path: &'static str,
         body: Bytes,
         attribution: &Attribution,
     ) -> Result<reqwest::Response, OpenRouterError> {
@@ -117,7 +140,7 @@ impl OpenRouterClient {
         };
         let mut request = self
             .http
-            .post(self.chat_url.clone())
+            .post(self.url(path)?)
             .bearer_auth(key.expose())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(body);
@@ -132,13 +155,14 @@ impl OpenRouterClient {
         }
     }
 
-    /// One non-streamed chat completion, read to the end.
-    pub async fn chat(
+    /// One non-streamed answer of the operation at `path`, read to the end.
+    pub async fn complete(
         &self,
+        path: &'static str,
         body: Bytes,
         attribution: &Attribution,
     ) -> Result<Completion, OpenRouterError> {
-        let response = self.start_chat(body, attribution).await?;
+        let response = self.start(path, body, attribution).await?;
         let generation_id = response.headers().get(GENERATION_ID).cloned();
         let body = self.read_body(response, ANSWER_LIMIT).await?;
         self.late_error(&body)?;
@@ -153,15 +177,17 @@ impl OpenRouterClient {
         })
     }
 
-    /// A streamed chat completion whose headers arrived with a success status, and
-    /// which is an event stream. Anything else behind a 200 (an error object, a JSON
-    /// answer, a page) is answered before the caller's first byte, with its status.
+    /// A streamed answer of the operation at `path` whose headers arrived with a
+    /// success status, and which is an event stream. Anything else behind a 200 (an
+    /// error object, a JSON answer, a page) is answered before the caller's first byte,
+    /// with its status.
     pub async fn start_stream(
         &self,
+        path: &'static str,
         body: Bytes,
         attribution: &Attribution,
     ) -> Result<reqwest::Response, OpenRouterError> {
-        let response = self.start_chat(body, attribution).await?;
+        let response = self.start(path, body, attribution).await?;
         if crate::sse::is_event_stream(response.headers()) {
             return Ok(response);
         }

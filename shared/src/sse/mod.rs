@@ -64,12 +64,25 @@ impl StreamFailure {
         object
     }
 
-    /// The final SSE event that tells a streaming client.
-    pub fn sse_event(&self) -> Bytes {
-        Bytes::from(format!(
-            "data: {}\n\n",
-            json!({ "error": self.error_object() })
-        ))
+    /// The final SSE event that tells a streaming client, in its operation's convention.
+    pub fn sse_event(&self, end: StreamEnd) -> Bytes {
+        let error = self.error_object();
+        Bytes::from(match end {
+            StreamEnd::ErrorData => format!("data: {}\n\n", json!({ "error": error })),
+            StreamEnd::ResponseFailed => format!(
+                "data: {}\n\n",
+                json!({"type": "response.failed",
+                       "response": {"status": "failed",
+                                    "error": {"code": error["type"], "message": error["message"]}},
+                       "error": error})
+            ),
+            StreamEnd::Anthropic => format!(
+                "event: error\ndata: {}\n\n",
+                json!({"type": "error",
+                       "error": {"type": anthropic_type(self.error.status().as_u16()),
+                                 "message": error["message"]}})
+            ),
+        })
     }
 
     fn deadline(max_duration: Duration) -> Self {
@@ -83,7 +96,32 @@ impl StreamFailure {
     }
 }
 
-/// The relay's clocks.
+/// How a stream that fails after its first byte tells the client, in its operation's
+/// own convention (a final event the client's SDK reads as an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamEnd {
+    /// `data: {"error": {...}}`: chat, completions, images.
+    ErrorData,
+    /// `data: {"type": "response.failed", ...}`: the Responses API.
+    ResponseFailed,
+    /// `event: error` with Anthropic's error object: Messages. Events after
+    /// `message_stop` (OpenRouter may add `data: [DONE]`) are not relayed: Anthropic's
+    /// SDK fails on them.
+    Anthropic,
+}
+
+/// Anthropic's name for an error of this status.
+fn anthropic_type(status: u16) -> &'static str {
+    match status {
+        400 | 413 | 422 => "invalid_request_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        _ => "api_error",
+    }
+}
+
+/// The relay's clocks and conventions.
 #[derive(Clone)]
 pub struct RelaySettings {
     /// Upstream silence that ends the stream (`REQUEST_TIMEOUT`).
@@ -94,6 +132,8 @@ pub struct RelaySettings {
     pub keepalive: Duration,
     /// Takes the key and account ids out of every event before the client gets it.
     pub scrub: Scrubber,
+    /// How a failure is told, and where the stream ends.
+    pub end: StreamEnd,
 }
 
 /// What a streamed answer was, when it ended, for spend accounting.
@@ -119,6 +159,7 @@ const AHEAD: usize = 8;
 
 pub struct Relay {
     items: mpsc::Receiver<Relayed>,
+    end: StreamEnd,
     /// Set when the deadline ended the stream before its failure could be queued.
     cut: Arc<AtomicBool>,
     max_duration: Duration,
@@ -136,9 +177,11 @@ impl Relay {
         let cut = Arc::new(AtomicBool::new(false));
         let reader = EventReader::new(response, settings.idle_timeout);
         let max_duration = settings.max_duration;
+        let end = settings.end;
         tokio::spawn(produce(reader, sender, settings, cut.clone(), on_end));
         Self {
             items,
+            end,
             cut,
             max_duration,
             told_cut: false,
@@ -164,7 +207,7 @@ impl Relay {
         futures_util::stream::unfold(self, |mut relay| async move {
             let bytes = match relay.next().await? {
                 Relayed::Events(events) => events,
-                Relayed::Failed(failure) => failure.sse_event(),
+                Relayed::Failed(failure) => failure.sse_event(relay.end),
             };
             Some((Ok(bytes), relay))
         })
@@ -189,14 +232,24 @@ async fn produce(
             () = sleep_until(deadline) => Some(Relayed::Failed(StreamFailure::deadline(settings.max_duration))),
         };
         let Some(item) = item else { break };
+        let mut ended = false;
         let item = match item {
-            Relayed::Events(events) => Relayed::Events(settings.scrub.events(events)),
+            Relayed::Events(events) => {
+                let mut events = settings.scrub.events(events);
+                if settings.end == StreamEnd::Anthropic
+                    && let Some(stop) = end_of_event(&events, b"event: message_stop")
+                {
+                    events.truncate(stop);
+                    ended = true;
+                }
+                Relayed::Events(events)
+            }
             failed @ Relayed::Failed(_) => failed,
         };
         let last = match &item {
             Relayed::Events(events) => {
                 watch(&mut answered, events);
-                false
+                ended
             }
             Relayed::Failed(failure) => {
                 tracing::warn!(error = %failure.error_object()["message"], "stream ended with an error");
@@ -228,14 +281,37 @@ async fn produce(
     drop(sender);
 }
 
-/// Notes the usage, model and number of data events of passing events.
+/// Where the event holding `marker` ends (after its blank line), if `events` has it.
+fn end_of_event(events: &[u8], marker: &[u8]) -> Option<usize> {
+    let at = memchr::memmem::find(events, marker)?;
+    let rest = &events[at..];
+    memchr::memmem::find(rest, b"\n\n")
+        .map(|end| at + end + 2)
+        .or(Some(events.len()))
+}
+
+/// Notes the usage, model and number of data events of passing events. Usage is
+/// where each operation puts it: at the top of a chunk (chat, completions, images, a
+/// Messages `message_delta`), or inside the object an event carries (a Responses
+/// `response.completed`, a Messages `message_start`).
 fn watch(answered: &mut Answered, events: &[u8]) {
+    #[derive(serde::Deserialize)]
+    struct Inner {
+        #[serde(default)]
+        usage: Option<Value>,
+        #[serde(default)]
+        model: Option<String>,
+    }
     #[derive(serde::Deserialize)]
     struct Chunk {
         #[serde(default)]
         usage: Option<Value>,
         #[serde(default)]
         model: Option<String>,
+        #[serde(default)]
+        response: Option<Inner>,
+        #[serde(default)]
+        message: Option<Inner>,
     }
     for data in event_data(events) {
         if &data[..] == b"[DONE]" {
@@ -246,10 +322,12 @@ fn watch(answered: &mut Answered, events: &[u8]) {
         if data.windows(7).any(|w| w == b"\"usage\"")
             && let Ok(chunk) = serde_json::from_slice::<Chunk>(&data)
         {
-            if let Some(usage) = chunk.usage.filter(|u| !u.is_null()) {
+            let inner = chunk.response.or(chunk.message);
+            let (inner_usage, inner_model) = inner.map_or((None, None), |i| (i.usage, i.model));
+            if let Some(usage) = chunk.usage.or(inner_usage).filter(|u| !u.is_null()) {
                 answered.usage = Some(usage);
             }
-            answered.model = chunk.model.or(answered.model.take());
+            answered.model = chunk.model.or(inner_model).or(answered.model.take());
         }
     }
 }

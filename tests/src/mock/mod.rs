@@ -15,6 +15,7 @@ mod catalogue;
 mod chat;
 mod echo;
 mod errors;
+mod ops;
 mod scenario;
 mod shared;
 mod stream;
@@ -69,6 +70,12 @@ impl MockOpenRouter {
         });
         let app = Router::new()
             .route("/api/v1/chat/completions", post(chat))
+            .route("/api/v1/responses", post(ops::answer))
+            .route("/api/v1/messages", post(ops::answer))
+            .route("/api/v1/completions", post(ops::answer))
+            .route("/api/v1/embeddings", post(ops::answer))
+            .route("/api/v1/rerank", post(ops::answer))
+            .route("/api/v1/images", post(ops::answer))
             .route("/api/v1/models", get(models))
             .route("/api/v1/models/{author}/{slug}/endpoints", get(endpoints))
             .fallback(not_found)

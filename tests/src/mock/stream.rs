@@ -22,7 +22,7 @@ const KEEP_ALIVE: &[u8] = b": OPENROUTER PROCESSING\n\n";
 const CAPTURE_ID: &str = "gen-1754441342-hIkMo7SMi0ZecQw3oR4d";
 
 /// One step of a streamed answer.
-enum Step {
+pub(super) enum Step {
     Send(Bytes),
     Sleep(Duration),
     /// Wait for the test's `step()`.
@@ -224,11 +224,11 @@ fn answer_echo(shared: Arc<Shared>, request: &Value) -> Response {
     play(shared, sends(echo.events()), echo.generation_id())
 }
 
-fn sends(events: Vec<Bytes>) -> Vec<Step> {
+pub(super) fn sends(events: Vec<Bytes>) -> Vec<Step> {
     events.into_iter().map(Step::Send).collect()
 }
 
-fn play(shared: Arc<Shared>, mut steps: Vec<Step>, id: &str) -> Response {
+pub(super) fn play(shared: Arc<Shared>, mut steps: Vec<Step>, id: &str) -> Response {
     steps.reverse();
     let guard = CloseGuard(shared);
     let body = stream::unfold((steps, guard), |(mut steps, guard)| async move {

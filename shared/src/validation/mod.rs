@@ -1,4 +1,6 @@
-//! Chat request validation (`docs/http-api.md`, "Chat requests").
+//! Request validation for every inference operation (`docs/http-api.md`, "Chat
+//! requests" and "Inference operations"): the fields the spend guard reads, for all;
+//! OpenRouter's chat body in depth (`messages`), for chat.
 //!
 //! The proxy checks only what it must understand and what would waste an upstream
 //! call; every other field is OpenRouter's business and passes through untouched (the
@@ -14,16 +16,18 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 use crate::error::{ApiError, quote};
+use crate::relay::operation::BodyRules;
 
-const ROLES: [&str; 5] = ["system", "user", "assistant", "tool", "developer"];
+mod messages;
+use messages::check_messages;
 
-/// What the proxy learned from a valid chat request.
+/// What the proxy learned from a valid request of an inference operation.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ChatRequest {
+pub struct Request {
     /// `None` when the request names only a `models` list (its first entry answers
     /// first).
     pub model: Option<String>,
@@ -31,15 +35,16 @@ pub struct ChatRequest {
     pub stream: Option<bool>,
     /// Where `stream`'s value sits in the body, when the key is there.
     pub stream_at: Option<Span>,
-    pub max_tokens: Option<u64>,
-    pub max_completion_tokens: Option<u64>,
-    /// Where a `null` `max_tokens` sits (the caller named the field but set no cap).
-    pub max_tokens_null_at: Option<Span>,
+    /// The output-token fields given (`max_tokens`, ...), with their values.
+    pub output_tokens: Vec<(&'static str, u64)>,
+    /// Where the operation's first output-token field sits when given as `null` (the
+    /// caller named the field but set no cap).
+    pub output_null_at: Option<Span>,
     /// The `models` fallback list.
     pub fallbacks: Vec<String>,
     /// `reasoning.max_tokens`: the reasoning budget, which `max_tokens` must exceed.
     pub reasoning_max_tokens: Option<u64>,
-    /// `n`: how many choices to generate.
+    /// `n`: how many choices (or images) to generate.
     pub choices: Option<u64>,
     /// The field that asks for web search (`plugins` with the `web` plugin, or
     /// `web_search_options`), which OpenRouter bills as the `:online` variant does.
@@ -62,8 +67,6 @@ struct TopLevel<'a> {
     model: Option<&'a RawValue>,
     messages: Option<&'a RawValue>,
     stream: Option<&'a RawValue>,
-    max_tokens: Option<&'a RawValue>,
-    max_completion_tokens: Option<&'a RawValue>,
     models: Option<&'a RawValue>,
     n: Option<&'a RawValue>,
     plugins: Option<&'a RawValue>,
@@ -71,6 +74,8 @@ struct TopLevel<'a> {
     preset: Option<&'a RawValue>,
     reasoning: Option<&'a RawValue>,
     ranges: Vec<(&'static str, &'a RawValue)>,
+    /// The operation's output-token fields and its required fields, as given.
+    named: Vec<(&'static str, &'a RawValue)>,
 }
 
 /// Numeric fields and their allowed ranges.
@@ -83,10 +88,12 @@ const RANGES: [(&str, f64, f64); 5] = [
 ];
 
 /// Carries a validation problem out of a serde visitor, which can only say "error".
-type Problem = Option<ApiError>;
+pub(crate) type Problem = Option<ApiError>;
 
 struct TopVisitor<'p> {
     problem: &'p mut Problem,
+    /// Fields of the operation's own to keep (output-token and required fields).
+    named: &'p [&'static str],
 }
 
 impl<'de> Visitor<'de> for TopVisitor<'_> {
@@ -111,8 +118,6 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
                 "model" => Some(&mut top.model),
                 "messages" => Some(&mut top.messages),
                 "stream" => Some(&mut top.stream),
-                "max_tokens" => Some(&mut top.max_tokens),
-                "max_completion_tokens" => Some(&mut top.max_completion_tokens),
                 "models" => Some(&mut top.models),
                 "n" => Some(&mut top.n),
                 "plugins" => Some(&mut top.plugins),
@@ -121,7 +126,11 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
                 "reasoning" => Some(&mut top.reasoning),
                 _ => None,
             };
-            if let Some(slot) = slot {
+            // The operation's own fields first: `messages` is a required field of
+            // Messages, checked in depth only for chat.
+            if let Some(name) = self.named.iter().find(|name| **name == key) {
+                top.named.push((name, map.next_value::<&'de RawValue>()?));
+            } else if let Some(slot) = slot {
                 *slot = Some(map.next_value::<&'de RawValue>()?);
             } else if let Some((name, ..)) = RANGES.iter().find(|(name, ..)| *name == key) {
                 top.ranges.push((name, map.next_value::<&'de RawValue>()?));
@@ -138,8 +147,26 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
 /// what passes here is what a JSON reader upstream can read too.
 const MAX_DEPTH: usize = 128;
 
+/// The output-token fields of OpenRouter's chat body.
+pub const CHAT_OUTPUT_TOKENS: &[&str] = &["max_tokens", "max_completion_tokens"];
+
 /// Validates a chat-completions body, given as the caller's bytes.
-pub fn validate_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
+pub fn validate_chat_request(body: &[u8]) -> Result<Request, ApiError> {
+    validate(body, BodyRules::Chat, CHAT_OUTPUT_TOKENS)
+}
+
+/// Validates the body of an inference operation that follows `rules` and caps its
+/// answer with `output_tokens`, given as the caller's bytes.
+pub fn validate(
+    body: &[u8],
+    rules: BodyRules,
+    output_tokens: &'static [&'static str],
+) -> Result<Request, ApiError> {
+    let required: &[&'static str] = match rules {
+        BodyRules::Chat => &[],
+        BodyRules::Requires(fields) => fields,
+    };
+    let named: Vec<&'static str> = output_tokens.iter().chain(required).copied().collect();
     if too_deep(body) {
         return Err(ApiError::validation(
             "body",
@@ -151,6 +178,7 @@ pub fn validate_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
     let top = deserializer
         .deserialize_map(TopVisitor {
             problem: &mut problem,
+            named: &named,
         })
         .and_then(|top| deserializer.end().map(|()| top));
     let top = match top {
@@ -187,22 +215,37 @@ pub fn validate_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         },
     };
 
-    match top.messages.map(RawValue::get) {
-        None | Some("null") => {
-            return Err(ApiError::validation("messages", "Messages are required"));
+    let given = |field: &str| {
+        top.named
+            .iter()
+            .find(|(name, _)| *name == field)
+            .map(|(_, raw)| *raw)
+    };
+    if rules == BodyRules::Chat {
+        match top.messages.map(RawValue::get) {
+            None | Some("null") => {
+                return Err(ApiError::validation("messages", "Messages are required"));
+            }
+            Some(raw) => check_messages(raw)?,
         }
-        Some(raw) => check_messages(raw)?,
+        for (field, raw) in &top.ranges {
+            let Some((_, min, max)) = RANGES.iter().find(|(name, ..)| name == field) else {
+                continue;
+            };
+            check_range(raw.get(), field, *min, *max)?;
+        }
     }
-
-    for (field, raw) in &top.ranges {
-        let Some((_, min, max)) = RANGES.iter().find(|(name, ..)| name == field) else {
-            continue;
-        };
-        check_range(raw.get(), field, *min, *max)?;
+    for field in required {
+        if given(field).is_none_or(|raw| raw.get() == "null") {
+            return Err(ApiError::validation(*field, format!("{field} is required")));
+        }
     }
-    let max_tokens = positive_integer(top.max_tokens, "max_tokens")?;
-    let max_completion_tokens =
-        positive_integer(top.max_completion_tokens, "max_completion_tokens")?;
+    let mut output = Vec::new();
+    for field in output_tokens {
+        if let Some(value) = positive_integer(given(field), field)? {
+            output.push((*field, value));
+        }
+    }
 
     let stream = match top.stream.map(RawValue::get) {
         None | Some("null") => None,
@@ -241,14 +284,14 @@ pub fn validate_chat_request(body: &[u8]) -> Result<ChatRequest, ApiError> {
         None
     };
 
-    Ok(ChatRequest {
+    Ok(Request {
         model,
         stream,
         stream_at: top.stream.map(|raw| span(body, raw)),
-        max_tokens,
-        max_completion_tokens,
-        max_tokens_null_at: top
-            .max_tokens
+        output_tokens: output,
+        output_null_at: output_tokens
+            .first()
+            .and_then(|field| given(field))
             .filter(|raw| raw.get() == "null")
             .map(|raw| span(body, raw)),
         fallbacks,
@@ -341,188 +384,6 @@ fn json_error(error: &serde_json::Error) -> ApiError {
     }
 }
 
-/// `messages`: a non-empty array of message objects, checked one at a time.
-fn check_messages(raw: &str) -> Result<(), ApiError> {
-    let not_an_array = || ApiError::validation("messages", "Messages must be an array");
-    if !raw.starts_with('[') {
-        return Err(not_an_array());
-    }
-    let mut problem = None;
-    let count = serde_json::Deserializer::from_str(raw)
-        .deserialize_seq(MessagesVisitor {
-            problem: &mut problem,
-        })
-        .map_err(|_| problem.take().unwrap_or_else(not_an_array))?;
-    if count == 0 {
-        return Err(ApiError::validation(
-            "messages",
-            "Messages must contain at least one message",
-        ));
-    }
-    Ok(())
-}
-
-struct MessagesVisitor<'p> {
-    problem: &'p mut Problem,
-}
-
-impl<'de> Visitor<'de> for MessagesVisitor<'_> {
-    type Value = usize;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an array of messages")
-    }
-
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-        let mut i = 0;
-        while let Some(message) = seq.next_element::<&'de RawValue>()? {
-            if let Err(error) = check_message(i, message.get()) {
-                *self.problem = Some(error);
-                return Err(de::Error::custom("invalid message"));
-            }
-            i += 1;
-        }
-        Ok(i)
-    }
-}
-
-/// The fields of a message the proxy reads, and the first key it gives twice (refused,
-/// as at the top level: what the proxy checks must be what OpenRouter reads).
-#[derive(Default)]
-struct MessageView<'a> {
-    role: Option<&'a RawValue>,
-    content: Option<&'a RawValue>,
-    tool_calls: Option<&'a RawValue>,
-    repeated: Option<Cow<'a, str>>,
-}
-
-impl<'de> serde::Deserialize<'de> for MessageView<'de> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(MessageVisitor)
-    }
-}
-
-struct MessageVisitor;
-
-impl<'de> Visitor<'de> for MessageVisitor {
-    type Value = MessageView<'de>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a message object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut view = MessageView::default();
-        let mut seen: HashSet<Cow<'de, str>> = HashSet::new();
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if seen.contains(&key) {
-                view.repeated.get_or_insert(key);
-                map.next_value::<IgnoredAny>()?;
-                continue;
-            }
-            let slot = match key.as_ref() {
-                "role" => Some(&mut view.role),
-                "content" => Some(&mut view.content),
-                "tool_calls" => Some(&mut view.tool_calls),
-                _ => None,
-            };
-            match slot {
-                Some(slot) => *slot = Some(map.next_value::<&'de RawValue>()?),
-                None => {
-                    map.next_value::<IgnoredAny>()?;
-                }
-            }
-            seen.insert(key);
-        }
-        Ok(view)
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct PartView<'a> {
-    #[serde(rename = "type", borrow, default)]
-    kind: Option<&'a RawValue>,
-}
-
-fn check_message(i: usize, raw: &str) -> Result<(), ApiError> {
-    let message: MessageView<'_> = match raw.starts_with('{') {
-        true => serde_json::from_str(raw).map_err(|_| {
-            ApiError::validation(format!("messages[{i}]"), "Each message must be an object")
-        })?,
-        false => {
-            return Err(ApiError::validation(
-                format!("messages[{i}]"),
-                "Each message must be an object",
-            ));
-        }
-    };
-    if let Some(key) = &message.repeated {
-        return Err(ApiError::validation(
-            format!("messages[{i}].{}", quote(key)),
-            "This key is given twice in the message; give each key once",
-        ));
-    }
-    let role = message
-        .role
-        .and_then(|r| serde_json::from_str::<Cow<'_, str>>(r.get()).ok());
-    match role.as_deref() {
-        Some(role) if ROLES.contains(&role) => {}
-        Some(role) => {
-            return Err(ApiError::validation(
-                format!("messages[{i}].role"),
-                format!(
-                    "Unknown role {:?}: expected one of {}",
-                    quote(role),
-                    ROLES.join(", ")
-                ),
-            ));
-        }
-        None => {
-            return Err(ApiError::validation(
-                format!("messages[{i}].role"),
-                format!("Role is required: one of {}", ROLES.join(", ")),
-            ));
-        }
-    }
-    let tool_calls = match message.tool_calls.map(RawValue::get) {
-        None | Some("null") => false,
-        Some(calls) if calls.starts_with('[') => true,
-        Some(_) => {
-            return Err(ApiError::validation(
-                format!("messages[{i}].tool_calls"),
-                "tool_calls must be an array",
-            ));
-        }
-    };
-    let content = message.content.map(RawValue::get);
-    match content {
-        Some(text) if text.starts_with('"') => Ok(()),
-        Some(parts) if parts.starts_with('[') => {
-            let parts: Vec<&RawValue> = serde_json::from_str(parts).unwrap_or_default();
-            for (j, part) in parts.iter().enumerate() {
-                let typed = part.get().starts_with('{')
-                    && serde_json::from_str::<PartView<'_>>(part.get())
-                        .ok()
-                        .and_then(|p| p.kind)
-                        .is_some_and(|k| k.get().starts_with('"'));
-                if !typed {
-                    return Err(ApiError::validation(
-                        format!("messages[{i}].content[{j}]"),
-                        "Each content part must be an object with a string type (text, image_url, input_audio, file, ...)",
-                    ));
-                }
-            }
-            Ok(())
-        }
-        // An assistant turn that only called tools carries no content.
-        None | Some("null") if tool_calls || role.as_deref() == Some("assistant") => Ok(()),
-        _ => Err(ApiError::validation(
-            format!("messages[{i}].content"),
-            "Content must be a string or an array of content parts",
-        )),
-    }
-}
-
 fn check_range(raw: &str, field: &str, min: f64, max: f64) -> Result<(), ApiError> {
     if raw == "null" {
         return Ok(());
@@ -572,12 +433,12 @@ mod tests {
     use super::*;
     use serde_json::{Value, json};
 
-    fn validate(body: &Value) -> Result<ChatRequest, ApiError> {
+    fn chat(body: &Value) -> Result<Request, ApiError> {
         validate_chat_request(body.to_string().as_bytes())
     }
 
     fn field_of(body: Value) -> String {
-        match validate(&body) {
+        match chat(&body) {
             Err(ApiError::Validation { field, .. }) => field,
             other => panic!("expected a validation error, got {other:?}"),
         }
@@ -596,10 +457,10 @@ mod tests {
     fn the_documented_example_is_valid() {
         let body = json!({"model": "openai/gpt-4o", "messages": [{"role": "user", "content": "Hello, world!"}],
                           "temperature": 0.7, "max_tokens": 100, "stream": false});
-        let request = validate(&body).unwrap();
+        let request = chat(&body).unwrap();
         assert_eq!(request.model.as_deref(), Some("openai/gpt-4o"));
         assert_eq!(request.stream, Some(false));
-        assert_eq!(request.max_tokens, Some(100));
+        assert_eq!(request.output_tokens, vec![("max_tokens", 100)]);
     }
 
     #[test]
@@ -662,7 +523,7 @@ mod tests {
             "tools": [], "provider": {"order": ["openai"]}, "temperature": 0, "top_p": 1,
             "max_tokens": 1, "future_field": {"x": 1}, "models": ["a/b", "c/d"]
         }));
-        let request = validate(&body).unwrap();
+        let request = chat(&body).unwrap();
         assert_eq!(request.fallbacks, ["a/b", "c/d"]);
     }
 
@@ -684,7 +545,7 @@ mod tests {
     #[test]
     fn tool_calls_are_an_array_or_nothing() {
         let with = |calls: Value| json!({"model": "m", "messages": [{"role": "tool", "content": null, "tool_calls": calls}]});
-        assert!(validate(&with(json!([{"id": "c1"}]))).is_ok());
+        assert!(chat(&with(json!([{"id": "c1"}]))).is_ok());
         assert_eq!(field_of(with(json!({}))), "messages[0].tool_calls");
         let assistant =
             json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": "x"}]});
@@ -725,7 +586,7 @@ mod tests {
     fn a_long_role_is_quoted_short() {
         let role = "r".repeat(4 * 1024 * 1024);
         let body = json!({"model": "m", "messages": [{"role": role, "content": "x"}]});
-        let error = validate(&body).unwrap_err();
+        let error = chat(&body).unwrap_err();
         assert!(
             error.body().to_string().len() < 1024,
             "the role is echoed in full"
@@ -738,7 +599,7 @@ mod tests {
         let request = validate_chat_request(body).unwrap();
         let at = request.stream_at.unwrap();
         assert_eq!(&body[at.start..at.start + at.len], b"null");
-        let at = request.max_tokens_null_at.unwrap();
+        let at = request.output_null_at.unwrap();
         assert_eq!(&body[at.start..at.start + at.len], b"null");
     }
 }

@@ -73,8 +73,13 @@ impl Estimate {
     }
 
     /// `MAX_REQUEST_COST_USD`: a worst case above it is refused before anything is
-    /// sent, naming what to lower (`output_field`, or the input itself).
-    pub fn check_ceiling(&self, guard: &GuardConfig, output_field: &str) -> Result<(), ApiError> {
+    /// sent, naming what to lower (`output_field`, or the input, `input_field`).
+    pub fn check_ceiling(
+        &self,
+        guard: &GuardConfig,
+        output_field: &str,
+        input_field: &str,
+    ) -> Result<(), ApiError> {
         let ceiling = guard.max_request_cost_usd;
         if ceiling <= 0.0 || self.worst_case() <= ceiling {
             return Ok(());
@@ -86,9 +91,9 @@ impl Estimate {
         } else {
             0.0
         };
-        if input >= ceiling || affordable < 1.0 {
+        if input >= ceiling || affordable < 1.0 || output_field == input_field {
             return Err(ApiError::validation(
-                "messages",
+                input_field,
                 format!(
                     "This request's input alone may cost ${input:.4} at this model's price; \
                      at most ${ceiling} per request is accepted on this proxy: send less, or use a cheaper model"
@@ -168,7 +173,7 @@ mod tests {
             Some(&index),
             &g,
         )
-        .check_ceiling(&g, "max_tokens")
+        .check_ceiling(&g, "max_tokens", "messages")
         {
             Ok(()) => "ok".to_owned(),
             Err(ApiError::Validation { field, message, .. }) => format!("{field}: {message}"),

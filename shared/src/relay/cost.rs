@@ -29,8 +29,15 @@ pub fn cost(
     if let Some(cost) = reported(usage) {
         return cost;
     }
-    let tokens = |field: &str| -> Option<u64> { usage?.get(field)?.as_u64() };
-    match (tokens("prompt_tokens"), tokens("completion_tokens")) {
+    // Chat names them prompt and completion tokens; Responses and Messages, input and
+    // output tokens.
+    let tokens = |fields: [&str; 2]| -> Option<u64> {
+        fields.iter().find_map(|field| usage?.get(*field)?.as_u64())
+    };
+    match (
+        tokens(["prompt_tokens", "input_tokens"]),
+        tokens(["completion_tokens", "output_tokens"]),
+    ) {
         (None, None) => estimate.cut_short(chunks),
         (prompt, completion) => {
             let listed = model.and_then(|m| prices?.prices(m));

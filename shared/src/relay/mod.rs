@@ -1,10 +1,10 @@
-//! The chat pipeline: the one path from a caller's chat body to OpenRouter's answer,
-//! whatever the transport. Validate under the spend guard (`guard`), decide JSON or
-//! SSE, price the worst case (`price`), count the request and reserve that worst case,
-//! send the caller's bytes upstream, log, settle the reservation to the answer's cost
-//! (`cost`), and hand back the answer with its generation id. The HTTP routes
-//! (`/api/v1/inference`, `/inference/stream`, `/chat/completions`) and the WebSocket
-//! worker all go through [`send`].
+//! The relay: the one path from a caller's body to OpenRouter's answer, for every
+//! inference operation (`operation`, the table of them) and every transport. Validate
+//! under the spend guard (`guard`), decide JSON or SSE, price the worst case (`price`),
+//! count the request and reserve that worst case, send the caller's bytes upstream,
+//! relay the answer, settle the reservation to what it cost (`cost`). The HTTP routes
+//! (one per row of the table, made by [`route`]) and the WebSocket worker all go
+//! through [`send`].
 
 use std::sync::Arc;
 
@@ -17,7 +17,10 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 mod cost;
 mod guard;
+pub mod operation;
 pub mod price;
+
+pub use operation::{Answering, OPERATIONS, Operation};
 
 use crate::client_ip::ClientIp;
 use crate::config::GuardConfig;
@@ -26,24 +29,15 @@ use crate::header_names::GENERATION_ID;
 use crate::json_body::JsonBody;
 use crate::openrouter::{Attribution, Completion};
 use crate::rate_limit::{Admission, Reservation};
+use crate::routes::Route;
 use crate::sse::{Answered, OnEnd, Relay, RelaySettings, SSE_HEADERS};
 use crate::state::AppState;
 use price::Estimate;
 
-/// What a route answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Answering {
-    /// One JSON body; `"stream": true` is refused.
-    Json,
-    /// Server-Sent Events; `stream` may be left out, `false` is refused.
-    Sse,
-    /// Whatever the body's `stream` asks for (OpenAI's and OpenRouter's own route).
-    AsAsked,
-}
-
-/// A validated chat request, ready to go upstream.
+/// A validated request of one operation, ready to go upstream.
 #[derive(Debug, Clone)]
-pub struct ChatCall {
+pub struct Call {
+    pub op: &'static Operation,
     /// The bytes OpenRouter receives: the caller's, unchanged but for what the spend
     /// guard adds (`"stream":true`, the `max_tokens` cap).
     pub body: Bytes,
@@ -57,21 +51,21 @@ pub struct ChatCall {
     pub output_field: &'static str,
 }
 
-impl ChatCall {
-    /// Validates `raw` for a route that answers as `answering`, under the spend guard.
-    pub fn new(raw: Bytes, answering: Answering, guard: &GuardConfig) -> Result<Self, ApiError> {
-        guard::prepare(raw, answering, guard)
+impl Call {
+    /// Validates `raw` for operation `op`, under the spend guard.
+    pub fn new(raw: Bytes, op: &'static Operation, guard: &GuardConfig) -> Result<Self, ApiError> {
+        guard::prepare(raw, op, guard)
     }
 }
 
 /// OpenRouter's answer, as the caller asked for it.
-pub enum ChatAnswer {
+pub enum Answer {
     Complete(Completion),
-    Stream(ChatStream),
+    Stream(Streamed),
 }
 
 /// A streamed answer whose headers arrived with a success status.
-pub struct ChatStream {
+pub struct Streamed {
     pub relay: Relay,
     pub generation_id: Option<HeaderValue>,
 }
@@ -101,7 +95,7 @@ async fn prices(app: &Arc<AppState>) -> Option<Arc<crate::catalog::ModelIndex>> 
 /// "Reserve, then settle"). A refused request is counted all the same.
 pub async fn reserve(
     app: &Arc<AppState>,
-    call: &ChatCall,
+    call: &Call,
     admission: &Admission,
 ) -> Result<Reserved, ApiError> {
     let index = prices(app).await;
@@ -112,7 +106,9 @@ pub async fn reserve(
         index.as_deref(),
         &app.config.guard,
     );
-    if let Err(refusal) = estimate.check_ceiling(&app.config.guard, call.output_field) {
+    if let Err(refusal) =
+        estimate.check_ceiling(&app.config.guard, call.output_field, call.op.input)
+    {
         let _unreserved = admission.admit(0.0).await?;
         return Err(refusal);
     }
@@ -130,17 +126,18 @@ pub async fn reserve(
 /// whose caller left, dropping this future) not at all, which leaves it charged in full.
 pub async fn send(
     app: &Arc<AppState>,
-    call: ChatCall,
+    call: Call,
     attribution: &Attribution,
     reserved: Reserved,
-) -> Result<ChatAnswer, ApiError> {
+) -> Result<Answer, ApiError> {
     let Reserved {
         estimate,
         reservation,
     } = reserved;
     let index = prices(app).await;
     let limiter = app.rate_limiter.clone();
-    let ChatCall {
+    let Call {
+        op,
         body,
         model,
         stream,
@@ -148,9 +145,15 @@ pub async fn send(
     } = call;
     let model = quote(&model).into_owned();
     let started = if stream {
-        app.openrouter.start_stream(body, attribution).await.map(Ok)
+        app.openrouter
+            .start_stream(op.upstream, body, attribution)
+            .await
+            .map(Ok)
     } else {
-        app.openrouter.chat(body, attribution).await.map(Err)
+        app.openrouter
+            .complete(op.upstream, body, attribution)
+            .await
+            .map(Err)
     };
     let started = match started {
         Ok(started) => started,
@@ -166,12 +169,13 @@ pub async fn send(
     match started {
         Ok(upstream) => {
             let generation_id = upstream.headers().get(GENERATION_ID).cloned();
-            tracing::info!(model = %model, "stream started");
+            tracing::info!(operation = op.name, model = %model, "stream started");
             let settings = RelaySettings {
                 idle_timeout: app.config.upstream.request_timeout,
                 max_duration: app.config.upstream.stream_max_duration,
                 keepalive: app.config.upstream.sse_keepalive,
                 scrub: app.openrouter.scrubber(),
+                end: op.stream_end,
             };
             let on_end: Option<OnEnd> = reservation.map(|reservation| -> OnEnd {
                 Box::new(move |answered: Answered| {
@@ -188,7 +192,7 @@ pub async fn send(
                 })
             });
             let relay = Relay::spawn(upstream, settings, on_end);
-            Ok(ChatAnswer::Stream(ChatStream {
+            Ok(Answer::Stream(Streamed {
                 relay,
                 generation_id,
             }))
@@ -205,13 +209,13 @@ pub async fn send(
                 );
                 limiter.settle(reservation, spent).await;
             }
-            tracing::info!(model = %model, "inference answered");
-            Ok(ChatAnswer::Complete(completion))
+            tracing::info!(operation = op.name, model = %model, "inference answered");
+            Ok(Answer::Complete(completion))
         }
     }
 }
 
-impl IntoResponse for ChatAnswer {
+impl IntoResponse for Answer {
     fn into_response(self) -> Response {
         let (mut response, generation_id) = match self {
             Self::Complete(completion) => (
@@ -252,9 +256,9 @@ async fn answer(
     admission: Admission,
     headers: &HeaderMap,
     body: JsonBody,
-    answering: Answering,
-) -> Result<ChatAnswer, ApiError> {
-    let call = match ChatCall::new(body.raw, answering, &app.config.guard) {
+    op: &'static Operation,
+) -> Result<Answer, ApiError> {
+    let call = match Call::new(body.raw, op, &app.config.guard) {
         Ok(call) => call,
         Err(invalid) => {
             // Counted all the same (the limit is what an invalid flood meets).
@@ -279,40 +283,29 @@ fn admission_for(
     )
 }
 
-/// `POST /api/v1/inference`: one JSON answer.
-pub async fn inference(
-    State(app): State<Arc<AppState>>,
-    client: ClientIp,
-    admission: Option<Extension<Admission>>,
-    headers: HeaderMap,
-    body: JsonBody,
-) -> Result<ChatAnswer, ApiError> {
-    let admission = admission_for(&app, client, admission);
-    Box::pin(answer(&app, admission, &headers, body, Answering::Json)).await
+/// The route of operation `op`: `POST op.path`, answered by the relay.
+pub fn route(op: &'static Operation) -> Route<Arc<AppState>> {
+    Route::post(
+        op.path,
+        move |State(app): State<Arc<AppState>>,
+              client: ClientIp,
+              admission: Option<Extension<Admission>>,
+              headers: HeaderMap,
+              body: JsonBody| async move {
+            let admission = admission_for(&app, client, admission);
+            Box::pin(answer(&app, admission, &headers, body, op)).await
+        },
+    )
 }
 
-/// `POST /api/v1/inference/stream`: always Server-Sent Events.
-pub async fn inference_stream(
-    State(app): State<Arc<AppState>>,
-    client: ClientIp,
-    admission: Option<Extension<Admission>>,
-    headers: HeaderMap,
-    body: JsonBody,
-) -> Result<ChatAnswer, ApiError> {
-    let admission = admission_for(&app, client, admission);
-    Box::pin(answer(&app, admission, &headers, body, Answering::Sse)).await
-}
-
-/// `POST /api/v1/chat/completions`: as the body's `stream` asks (SDKs set it).
-pub async fn chat_completions(
-    State(app): State<Arc<AppState>>,
-    client: ClientIp,
-    admission: Option<Extension<Admission>>,
-    headers: HeaderMap,
-    body: JsonBody,
-) -> Result<ChatAnswer, ApiError> {
-    let admission = admission_for(&app, client, admission);
-    Box::pin(answer(&app, admission, &headers, body, Answering::AsAsked)).await
+/// The routes of the operations that never stream (`streaming` false: served by a
+/// buffered function) or that may (true: served with response streaming).
+pub fn routes(streaming: bool) -> Vec<Route<Arc<AppState>>> {
+    OPERATIONS
+        .iter()
+        .filter(|op| (op.answering != Answering::Json) == streaming)
+        .map(route)
+        .collect()
 }
 
 #[cfg(test)]
@@ -329,7 +322,7 @@ mod future_sizes {
         let ip = ClientIp(std::net::IpAddr::from([127, 0, 0, 1]));
         let body = JsonBody { raw: Bytes::new() };
         let admission = Admission::new(state.rate_limiter.clone(), ip);
-        let answer = answer(&state, admission, &headers, body, Answering::Json);
+        let answer = answer(&state, admission, &headers, body, &OPERATIONS[0]);
         assert!(
             std::mem::size_of_val(&answer) < 4096,
             "{}",

@@ -5,19 +5,17 @@
 
 use bytes::{Bytes, BytesMut};
 
-use super::{Answering, ChatCall};
+use super::Call;
+use super::operation::{Answering, Operation, Output};
 use crate::catalog::base_id;
 use crate::config::{GuardConfig, ModelPattern};
 use crate::error::{ApiError, quote};
-use crate::validation::{Span, validate_chat_request};
+use crate::validation::{Span, validate};
 
-pub fn prepare(
-    raw: Bytes,
-    answering: Answering,
-    guard: &GuardConfig,
-) -> Result<ChatCall, ApiError> {
-    let request = validate_chat_request(&raw)?;
-    let stream = match (answering, request.stream) {
+pub fn prepare(raw: Bytes, op: &'static Operation, guard: &GuardConfig) -> Result<Call, ApiError> {
+    let caps = op.output.fields();
+    let request = validate(&raw, op.body, caps)?;
+    let stream = match (op.answering, request.stream) {
         (Answering::Json, Some(true)) => {
             return Err(ApiError::validation(
                 "stream",
@@ -55,18 +53,15 @@ pub fn prepare(
         return Err(ApiError::validation(
             "n",
             format!(
-                "n may be at most {} on this proxy (each choice is a generation of its own)",
+                "n may be at most {} on this proxy (each is a generation of its own)",
                 guard.max_choices
             ),
         ));
     }
-    for (field, asked) in [
-        ("max_tokens", request.max_tokens),
-        ("max_completion_tokens", request.max_completion_tokens),
-    ] {
-        if asked.is_some_and(|n| n > guard.max_tokens_cap) {
+    for (field, asked) in &request.output_tokens {
+        if *asked > guard.max_tokens_cap {
             return Err(ApiError::validation(
-                field,
+                *field,
                 format!(
                     "{field} may be at most {} on this proxy",
                     guard.max_tokens_cap
@@ -74,11 +69,12 @@ pub fn prepare(
             ));
         }
     }
-
+    // Given several, OpenRouter may honour any: the largest bounds the answer.
+    let asked = request.output_tokens.iter().map(|(_, n)| *n).max();
     // The answer's tokens include its reasoning: a cap at or below the reasoning
     // budget breaks the request upstream, so it never goes there.
     if let Some(reasoning) = request.reasoning_max_tokens {
-        let (limit, which) = match request.max_tokens.or(request.max_completion_tokens) {
+        let (limit, which) = match asked {
             Some(asked) => (asked, "max_tokens"),
             None => (guard.max_tokens_cap, "this proxy's max_tokens cap"),
         };
@@ -102,24 +98,24 @@ pub fn prepare(
             None => edits.insert("\"stream\":true,".into()),
         }
     }
-    if request.max_tokens.is_none() && request.max_completion_tokens.is_none() {
+    let inserted = caps.first().filter(|_| asked.is_none());
+    if let Some(field) = inserted {
         let cap = guard.max_tokens_cap.to_string();
-        match request.max_tokens_null_at {
+        match request.output_null_at {
             Some(at) => edits.replace(at, cap),
-            None => edits.insert(format!("\"max_tokens\":{cap},")),
+            None => edits.insert(format!("\"{field}\":{cap},")),
         }
     }
-    // Given both, OpenRouter may honour either: the larger bounds the answer.
-    let max_output = request
-        .max_tokens
-        .max(request.max_completion_tokens)
-        .unwrap_or(guard.max_tokens_cap)
-        .saturating_mul(choices);
+    let max_output = match op.output {
+        Output::Capped(_) | Output::Uncapped => asked.unwrap_or(guard.max_tokens_cap),
+        Output::InputOnly => 0,
+    }
+    .saturating_mul(choices);
     let body = edits.apply(raw);
     let input_tokens = super::price::input_tokens(body.len());
     if input_tokens > guard.max_input_tokens {
         return Err(ApiError::validation(
-            "messages",
+            op.input,
             format!(
                 "This request carries about {input_tokens} tokens of input; at most {} are \
                  accepted on this proxy (estimated from the body's size)",
@@ -127,7 +123,17 @@ pub fn prepare(
             ),
         ));
     }
-    Ok(ChatCall {
+    // The field to lower when the request would cost too much: the one given (the
+    // larger, if several), else the one the proxy set.
+    let output_field = request
+        .output_tokens
+        .iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(field, _)| *field)
+        .or(caps.first().copied())
+        .unwrap_or(op.input);
+    Ok(Call {
+        op,
         body,
         // Validation saw a model or a non-empty fallback list.
         model: request
@@ -137,11 +143,7 @@ pub fn prepare(
         fallbacks: request.fallbacks,
         stream,
         max_output,
-        output_field: if request.max_completion_tokens.is_some() && request.max_tokens.is_none() {
-            "max_completion_tokens"
-        } else {
-            "max_tokens"
-        },
+        output_field,
     })
 }
 
@@ -253,10 +255,18 @@ mod tests {
 
     const CHAT: &str = r#"  { "model" : "m", "messages":[{"role":"user","content":"hi"}] }"#;
 
-    fn prepared(raw: &str, answering: Answering) -> Result<ChatCall, ApiError> {
+    /// The chat route that answers as `answering`.
+    fn chat(answering: Answering) -> &'static Operation {
+        crate::relay::operation::OPERATIONS
+            .iter()
+            .find(|op| op.name == "chat" && op.answering == answering)
+            .unwrap()
+    }
+
+    fn prepared(raw: &str, answering: Answering) -> Result<Call, ApiError> {
         prepare(
             Bytes::copy_from_slice(raw.as_bytes()),
-            answering,
+            chat(answering),
             &guard(&[]),
         )
     }
@@ -309,7 +319,7 @@ mod tests {
         ]);
         let field = |raw: &str| match prepare(
             Bytes::copy_from_slice(raw.as_bytes()),
-            Answering::Json,
+            chat(Answering::Json),
             &g,
         ) {
             Err(ApiError::Validation { field, .. }) => field,
@@ -347,7 +357,7 @@ mod tests {
                 Bytes::from(format!(
                     r#"{{"model":"openai/gpt-4o","max_tokens":100,{m}}}"#
                 )),
-                Answering::Json,
+                chat(Answering::Json),
                 &g
             )
             .is_ok()

@@ -1,0 +1,194 @@
+//! The table of operations (`docs/http-api.md`, "Inference operations"): every
+//! inference route this proxy serves is one row, and the one relay reads the row for
+//! everything that differs between them. Adding an operation is adding a row (and its
+//! tests), never a handler of its own.
+
+use crate::routes;
+pub use crate::sse::StreamEnd;
+
+/// How a route answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answering {
+    /// One JSON body; `"stream": true` is refused.
+    Json,
+    /// Server-Sent Events; `stream` may be left out (the proxy adds it), `false` is
+    /// refused.
+    Sse,
+    /// Whatever the body's `stream` asks for (OpenRouter's own routes).
+    AsAsked,
+}
+
+/// What bounds an answer's output, for the cap and for pricing its worst case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// These fields cap the answer's tokens, each at most `MAX_TOKENS_CAP`; the first is
+    /// inserted (set to the cap) when none is given.
+    Capped(&'static [&'static str]),
+    /// Output the request cannot cap (an image), reserved as `MAX_TOKENS_CAP` tokens
+    /// (times `n`).
+    Uncapped,
+    /// No output to speak of (embeddings, rerank): the input is the cost.
+    InputOnly,
+}
+
+impl Output {
+    pub fn fields(self) -> &'static [&'static str] {
+        match self {
+            Self::Capped(fields) => fields,
+            Self::Uncapped | Self::InputOnly => &[],
+        }
+    }
+}
+
+/// What a request body must hold besides a model (`docs/http-api.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRules {
+    /// OpenRouter's chat body, checked in depth: `messages` and the sampling ranges.
+    Chat,
+    /// These top-level fields, present and not null; the rest is OpenRouter's.
+    Requires(&'static [&'static str]),
+}
+
+#[derive(Debug)]
+pub struct Operation {
+    /// Names the operation in logs.
+    pub name: &'static str,
+    /// The route on this proxy.
+    pub path: &'static str,
+    /// OpenRouter's path, under its base URL.
+    pub upstream: &'static str,
+    pub answering: Answering,
+    pub body: BodyRules,
+    /// The field that carries the input, named when there is too much of it.
+    pub input: &'static str,
+    pub output: Output,
+    pub stream_end: StreamEnd,
+}
+
+impl Operation {
+    /// The row serving `path`, if any.
+    pub fn at(path: &str) -> Option<&'static Operation> {
+        let path = path.trim_end_matches('/');
+        OPERATIONS.iter().find(|op| op.path == path)
+    }
+}
+
+use crate::validation::CHAT_OUTPUT_TOKENS as CHAT_TOKENS;
+
+/// Every inference operation. `routes::INFERENCE_PATHS` is made from it.
+pub static OPERATIONS: [Operation; 9] = [
+    Operation {
+        name: "chat",
+        path: routes::INFERENCE,
+        upstream: "/chat/completions",
+        answering: Answering::Json,
+        body: BodyRules::Chat,
+        input: "messages",
+        output: Output::Capped(CHAT_TOKENS),
+        stream_end: StreamEnd::ErrorData,
+    },
+    Operation {
+        name: "chat",
+        path: routes::INFERENCE_STREAM,
+        upstream: "/chat/completions",
+        answering: Answering::Sse,
+        body: BodyRules::Chat,
+        input: "messages",
+        output: Output::Capped(CHAT_TOKENS),
+        stream_end: StreamEnd::ErrorData,
+    },
+    Operation {
+        name: "chat",
+        path: routes::CHAT_COMPLETIONS,
+        upstream: "/chat/completions",
+        answering: Answering::AsAsked,
+        body: BodyRules::Chat,
+        input: "messages",
+        output: Output::Capped(CHAT_TOKENS),
+        stream_end: StreamEnd::ErrorData,
+    },
+    Operation {
+        name: "responses",
+        path: routes::RESPONSES,
+        upstream: "/responses",
+        answering: Answering::AsAsked,
+        body: BodyRules::Requires(&[]),
+        input: "input",
+        output: Output::Capped(&["max_output_tokens"]),
+        stream_end: StreamEnd::ResponseFailed,
+    },
+    Operation {
+        name: "messages",
+        path: routes::MESSAGES,
+        upstream: "/messages",
+        answering: Answering::AsAsked,
+        body: BodyRules::Requires(&["messages"]),
+        input: "messages",
+        output: Output::Capped(&["max_tokens"]),
+        stream_end: StreamEnd::Anthropic,
+    },
+    Operation {
+        name: "completions",
+        path: routes::COMPLETIONS,
+        upstream: "/completions",
+        answering: Answering::AsAsked,
+        body: BodyRules::Requires(&["prompt"]),
+        input: "prompt",
+        output: Output::Capped(&["max_tokens"]),
+        stream_end: StreamEnd::ErrorData,
+    },
+    Operation {
+        name: "embeddings",
+        path: routes::EMBEDDINGS,
+        upstream: "/embeddings",
+        answering: Answering::Json,
+        body: BodyRules::Requires(&["input"]),
+        input: "input",
+        output: Output::InputOnly,
+        stream_end: StreamEnd::ErrorData,
+    },
+    Operation {
+        name: "rerank",
+        path: routes::RERANK,
+        upstream: "/rerank",
+        answering: Answering::Json,
+        body: BodyRules::Requires(&["query", "documents"]),
+        input: "documents",
+        output: Output::InputOnly,
+        stream_end: StreamEnd::ErrorData,
+    },
+    Operation {
+        name: "images",
+        path: routes::IMAGES,
+        upstream: "/images",
+        answering: Answering::AsAsked,
+        body: BodyRules::Requires(&["prompt"]),
+        input: "prompt",
+        output: Output::Uncapped,
+        stream_end: StreamEnd::ErrorData,
+    },
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_is_one_row_and_every_route_is_an_inference_path() {
+        for op in &OPERATIONS {
+            assert_eq!(
+                OPERATIONS.iter().filter(|o| o.path == op.path).count(),
+                1,
+                "{}",
+                op.path
+            );
+            assert!(routes::INFERENCE_PATHS.contains(&op.path), "{}", op.path);
+            assert!(op.upstream.starts_with('/'));
+        }
+        assert_eq!(
+            Operation::at("/api/v1/responses/").map(|o| o.name),
+            Some("responses")
+        );
+        assert!(Operation::at("/api/v1/models").is_none());
+    }
+}

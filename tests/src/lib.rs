@@ -19,6 +19,16 @@ pub mod ws;
 pub use gateway::{Gateway, GatewayProcess};
 pub use mock::{Behaviour, MockOpenRouter, ModelsBehaviour};
 
+/// A client whose requests come from `address` (any of 127.0.0.0/8), so that it has
+/// rate-limit counters and budgets of its own.
+#[expect(clippy::expect_used, reason = "a test helper fails its test loudly")]
+pub fn client_at(address: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(address.parse::<std::net::IpAddr>().expect("an IP address"))
+        .build()
+        .expect("a client")
+}
+
 /// A mock OpenRouter and a gateway pointed at it, with `vars` besides.
 pub async fn gateway_with_mock(vars: &[(&str, &str)]) -> Result<(MockOpenRouter, Gateway), String> {
     let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;

@@ -9,21 +9,13 @@
     reason = "a test fails loudly"
 )]
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use llm_proxy_tests::proc_status::open_fds;
 use llm_proxy_tests::ws::{Event, WsClient};
-use llm_proxy_tests::{Behaviour, gateway_with_mock};
+use llm_proxy_tests::{Behaviour, client_at, gateway_with_mock};
 use serde_json::{Value, json};
 use tokio::io::AsyncWriteExt;
-
-fn client_at(address: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(address.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
-}
 
 fn chat() -> Value {
     json!({"model": "openai/gpt-4o", "max_tokens": 10,

@@ -10,12 +10,11 @@
     reason = "a test fails loudly"
 )]
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use llm_proxy_tests::python::run_check;
-use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, fixtures, gateway_with_mock};
+use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, client_at, fixtures, gateway_with_mock};
 use serde_json::{Value, json};
 
 const KEY: &str = "sk-or-v1-operations";
@@ -56,13 +55,6 @@ fn operations() -> Vec<(&'static str, Value, Option<&'static str>)> {
             None,
         ),
     ]
-}
-
-fn client_at(address: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(address.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
 }
 
 async fn post(

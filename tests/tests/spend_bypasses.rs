@@ -16,7 +16,7 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use llm_proxy_tests::dynamo::{self, DynamoServer};
 use llm_proxy_tests::ws::WsClient;
-use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, gateway_with_mock};
+use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, client_at, gateway_with_mock};
 use serde_json::{Value, json};
 
 /// `openai/o1-pro`: $150 per million prompt tokens, $600 per million completion
@@ -41,13 +41,6 @@ async fn setup(extra: &[(&str, &str)]) -> (MockOpenRouter, Gateway) {
     let mut vars = BUDGET.to_vec();
     vars.extend_from_slice(extra);
     gateway_with_mock(&vars).await.unwrap()
-}
-
-fn client_at(address: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(address.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
 }
 
 async fn post(client: &reqwest::Client, gateway: &Gateway, body: &Value) -> reqwest::Response {
@@ -239,7 +232,7 @@ async fn thirty_at_once_on_a_budget_worth_eight_serve_eight() {
         .await
         .unwrap();
         // Every answer is held long enough for all 30 to be in flight together.
-        mock.set_behaviour(Behaviour::Stall(Duration::from_millis(1500)));
+        mock.set_behaviour(Behaviour::Stall(Duration::from_secs(3)));
         let requests: Vec<_> = (0..30)
             .map(|n| {
                 let address = if one_client {

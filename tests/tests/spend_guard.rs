@@ -9,10 +9,8 @@
     reason = "a test fails loudly"
 )]
 
-use std::net::IpAddr;
-
 use llm_proxy_tests::dynamo::{self, DynamoServer};
-use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, fixtures, gateway_with_mock};
+use llm_proxy_tests::{Behaviour, Gateway, MockOpenRouter, client_at, fixtures, gateway_with_mock};
 use serde_json::{Value, json};
 
 async fn setup(extra: &[(&str, &str)]) -> (MockOpenRouter, Gateway) {
@@ -26,13 +24,6 @@ fn chat(model: &str) -> Value {
 }
 
 /// A client with its own loopback address, so that it has counters of its own.
-fn client_at(address: &str) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(address.parse::<IpAddr>().unwrap())
-        .build()
-        .unwrap()
-}
-
 async fn post(
     client: &reqwest::Client,
     gateway: &Gateway,

@@ -227,17 +227,28 @@ async fn record(shared: &Shared, request: Request) -> Recorded {
     recorded
 }
 
-async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let recorded = record(&shared, request).await;
+/// An inference request's JSON body, if it carries a key and parses; otherwise
+/// OpenRouter's answer to it.
+fn authorized_json(recorded: &Recorded) -> Result<Value, Box<Response>> {
     if !recorded
         .headers
         .get(header::AUTHORIZATION)
         .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "))
     {
-        return errors::openrouter(401, "No auth credentials found");
+        return Err(Box::new(errors::openrouter(
+            401,
+            "No auth credentials found",
+        )));
     }
-    let Ok(body) = serde_json::from_slice::<Value>(&recorded.body) else {
-        return errors::openrouter(400, "Invalid JSON in request body");
+    serde_json::from_slice::<Value>(&recorded.body)
+        .map_err(|_| Box::new(errors::openrouter(400, "Invalid JSON in request body")))
+}
+
+async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let recorded = record(&shared, request).await;
+    let body = match authorized_json(&recorded) {
+        Ok(body) => body,
+        Err(refusal) => return *refusal,
     };
     let model = body
         .get("model")

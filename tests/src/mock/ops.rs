@@ -10,7 +10,6 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::Response;
 use bytes::Bytes;
-use http::header;
 use serde_json::{Value, json};
 
 use super::chat::{json, with_id};
@@ -22,15 +21,9 @@ use crate::fixtures;
 
 pub async fn answer(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let recorded = super::record(&shared, request).await;
-    if !recorded
-        .headers
-        .get(header::AUTHORIZATION)
-        .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "))
-    {
-        return errors::openrouter(401, "No auth credentials found");
-    }
-    let Ok(body) = serde_json::from_slice::<Value>(&recorded.body) else {
-        return errors::openrouter(400, "Invalid JSON in request body");
+    let body = match super::authorized_json(&recorded) {
+        Ok(body) => body,
+        Err(refusal) => return *refusal,
     };
     let model = body["model"].as_str().unwrap_or_default();
     let behaviour = Behaviour::from_model(model).unwrap_or_else(|| lock(&shared.behaviour).clone());

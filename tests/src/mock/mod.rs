@@ -266,7 +266,12 @@ async fn chat(State(shared): State<Arc<Shared>>, request: Request) -> Response {
         let response = chat::answer(&body, behaviour).await;
         // Note when the answer ends, sent or abandoned by the proxy.
         let guard = AnswerClosed(shared.clone());
-        let (parts, body) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
+        // A body of known size keeps its Content-Length (a proxy refuses a declared
+        // oversize answer unread); wrapping it in a stream would lose it.
+        if let Some(length) = axum::body::HttpBody::size_hint(&body).exact() {
+            parts.headers.insert(header::CONTENT_LENGTH, length.into());
+        }
         let body = futures_util::StreamExt::map(body.into_data_stream(), move |chunk| {
             let _ = &guard;
             chunk

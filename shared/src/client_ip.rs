@@ -25,7 +25,7 @@ impl ClientIp {
         }
         extensions
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| Self(canonical(addr.ip())))
+            .map(|ConnectInfo(addr)| Self::from_socket(*addr))
     }
 }
 

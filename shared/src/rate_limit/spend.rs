@@ -46,13 +46,6 @@ pub struct Reservation {
     pub(super) local: bool,
 }
 
-impl Reservation {
-    /// The amount reserved, in USD.
-    pub fn usd(&self) -> f64 {
-        self.client.max(self.day) as f64 / 1e6
-    }
-}
-
 /// This container's slice of the day's budget.
 #[derive(Default)]
 pub(super) struct DaySlice {

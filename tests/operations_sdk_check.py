@@ -47,6 +47,19 @@ vector = embedding.data[0].embedding
 assert len(vector) == 1536, len(vector)
 print("embeddings.create:", embedding.model, len(vector), "dimensions")
 
+# Transcription: the SDK uploads the file as multipart/form-data.
+wav = b"RIFF$\x00\x00\x00WAVEfmt " + bytes(range(256)) * 64
+transcription = client.audio.transcriptions.create(model="openai/gpt-4o-mini-transcribe",
+                                                   file=("hello.wav", wav, "audio/wav"))
+assert transcription.text.startswith("Ruby is a programming language"), transcription
+print("audio.transcriptions.create:", repr(transcription.text))
+
+# Speech: the audio bytes as OpenRouter sent them.
+speech = client.audio.speech.create(model="hexgrad/kokoro-82m", voice="af_heart", input="Hello")
+audio = speech.read()
+assert audio.startswith(b"ID3") and len(audio) == 17517, len(audio)
+print("audio.speech.create:", speech.response.headers["content-type"], len(audio), "bytes")
+
 # Anthropic's Messages, with base_url=<proxy>/api as Anthropic's SDK expects.
 claude = anthropic.Anthropic(base_url=base + "/api", api_key="unused", max_retries=0, timeout=20)
 message = claude.messages.create(

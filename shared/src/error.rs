@@ -43,7 +43,10 @@ pub enum ApiError {
     PayloadTooLarge { limit: usize },
 
     #[error("request body must be JSON")]
-    UnsupportedMediaType,
+    UnsupportedMediaType {
+        /// The Content-Types the route takes, for the message.
+        accepted: &'static str,
+    },
 
     #[error("the request body did not arrive within {timeout_ms} ms")]
     BodyTimeout { timeout_ms: u64 },
@@ -153,7 +156,7 @@ impl ApiError {
         match self {
             Self::Validation { .. } => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             Self::RequestHead { status, .. } => *status,
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
@@ -170,7 +173,7 @@ impl ApiError {
         match self {
             Self::Validation { .. }
             | Self::PayloadTooLarge { .. }
-            | Self::UnsupportedMediaType
+            | Self::UnsupportedMediaType { .. }
             | Self::BodyTimeout { .. }
             | Self::RequestHead { .. } => ErrorType::Validation,
             Self::NotFound { .. } | Self::MethodNotAllowed { .. } => ErrorType::NotFound,
@@ -196,10 +199,10 @@ impl ApiError {
                     json!({ "field": "body", "message": format!("The body must be at most {limit} bytes") }),
                 ),
             ),
-            Self::UnsupportedMediaType => (
+            Self::UnsupportedMediaType { accepted } => (
                 "Unsupported media type".to_owned(),
                 Some(
-                    json!({ "field": "content-type", "message": "Content-Type must be application/json" }),
+                    json!({ "field": "content-type", "message": format!("Content-Type must be {accepted}") }),
                 ),
             ),
             Self::BodyTimeout { timeout_ms } => (

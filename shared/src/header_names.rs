@@ -6,6 +6,27 @@ use http::HeaderName;
 
 /// OpenRouter's id for a generation, passed back from its answer.
 pub const GENERATION_ID: HeaderName = HeaderName::from_static("x-generation-id");
+/// OpenRouter's response cache (`docs/http-api.md`, "Response caching"): asked for
+/// with the first three, answered with `-Status` (`HIT` or `MISS`), `-TTL`, and on a hit
+/// `-Age` and `-Source-Id`.
+pub const OPENROUTER_CACHE: HeaderName = HeaderName::from_static("x-openrouter-cache");
+pub const OPENROUTER_CACHE_TTL: HeaderName = HeaderName::from_static("x-openrouter-cache-ttl");
+pub const OPENROUTER_CACHE_CLEAR: HeaderName = HeaderName::from_static("x-openrouter-cache-clear");
+pub const OPENROUTER_CACHE_STATUS: HeaderName =
+    HeaderName::from_static("x-openrouter-cache-status");
+pub const OPENROUTER_CACHE_AGE: HeaderName = HeaderName::from_static("x-openrouter-cache-age");
+pub const OPENROUTER_CACHE_SOURCE: HeaderName =
+    HeaderName::from_static("x-openrouter-cache-source-id");
+
+/// OpenRouter's answer headers the caller gets too.
+pub const PASSED_BACK: [HeaderName; 5] = [
+    GENERATION_ID,
+    OPENROUTER_CACHE_STATUS,
+    OPENROUTER_CACHE_TTL,
+    OPENROUTER_CACHE_AGE,
+    OPENROUTER_CACHE_SOURCE,
+];
+
 /// How a catalogue answer relates to the cache: `miss`, `hit`, `stale`, `stale-if-error`.
 pub const MODELS_CACHE: HeaderName = HeaderName::from_static("x-models-cache");
 
@@ -28,7 +49,7 @@ pub const ATTRIBUTION: [HeaderName; 3] = [
 
 /// Headers a browser may read from a cross-origin answer: everything above that the
 /// proxy sends, and `Retry-After`.
-pub const EXPOSED: [HeaderName; 8] = [
+pub const EXPOSED: [HeaderName; 12] = [
     RATELIMIT_LIMIT,
     RATELIMIT_REMAINING,
     RATELIMIT_RESET,
@@ -37,4 +58,8 @@ pub const EXPOSED: [HeaderName; 8] = [
     http::header::RETRY_AFTER,
     GENERATION_ID,
     MODELS_CACHE,
+    OPENROUTER_CACHE_STATUS,
+    OPENROUTER_CACHE_TTL,
+    OPENROUTER_CACHE_AGE,
+    OPENROUTER_CACHE_SOURCE,
 ];

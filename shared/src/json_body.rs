@@ -1,4 +1,5 @@
-//! `JsonBody`: a chat request's body, declared JSON, within the size limit, read in
+//! `JsonBody`: an inference request's body, declared JSON (or `multipart/form-data`,
+//! which only the operations that take uploads accept), within the size limit, read in
 //! time, kept as the caller's exact bytes (what is forwarded, and what validation
 //! reads). Every failure answers in the shape of `docs/errors.md` (axum's own `Json`
 //! extractor answers in plain text).
@@ -14,13 +15,26 @@ use http::header;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// Lambda's synchronous invocation payload limit; a larger body could never reach a
+/// Lambda's synchronous invocation payload: the whole event, body and envelope.
+const LAMBDA_PAYLOAD: usize = 6 * 1024 * 1024;
+/// What the event's envelope (headers, request context) may take of it: API Gateway
+/// allows 10 KB of headers, and the context and the JSON around them add a few KB.
+const ENVELOPE: usize = 64 * 1024;
+/// The largest body that reaches a function on AWS (`docs/http-api.md`, "Sizes"):
+/// with `BinaryMediaTypes: */*` every body arrives base64-encoded in the event, four
+/// bytes for three, so about 4.45 MiB of the 6 MiB. A larger body could never reach a
 /// function in production, so it is refused the same way locally.
-pub const BODY_LIMIT: usize = 6 * 1024 * 1024;
+pub const BODY_LIMIT: usize = (LAMBDA_PAYLOAD - ENVELOPE) / 4 * 3;
 
 pub struct JsonBody {
     pub raw: Bytes,
+    /// The `Content-Type` of a `multipart/form-data` body (its boundary included);
+    /// `None` for JSON.
+    pub form: Option<http::HeaderValue>,
 }
+
+/// What a route that takes uploads accepts, for the 415 that names it.
+pub const JSON_OR_FORM: &str = "application/json or multipart/form-data";
 
 impl FromRequest<Arc<AppState>> for JsonBody {
     type Rejection = ApiError;
@@ -29,13 +43,25 @@ impl FromRequest<Arc<AppState>> for JsonBody {
         request: Request,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        if !is_json(request.headers()) {
-            return Err(ApiError::UnsupportedMediaType);
-        }
+        let form = match essence(request.headers()).as_deref() {
+            Some("multipart/form-data") => request.headers().get(header::CONTENT_TYPE).cloned(),
+            Some(json) if is_json(json) => None,
+            _ => {
+                return Err(ApiError::UnsupportedMediaType {
+                    accepted: if crate::relay::Operation::at(request.uri().path()).is_some_and(
+                        |op| op.encoding == crate::relay::operation::Encoding::JsonOrForm,
+                    ) {
+                        JSON_OR_FORM
+                    } else {
+                        "application/json"
+                    },
+                });
+            }
+        };
         let deadline = state.config.local.body_read_timeout;
         let (parts, body) = request.into_parts();
         let raw = read_body(&parts.headers, body, deadline).await?;
-        Ok(Self { raw })
+        Ok(Self { raw, form })
     }
 }
 
@@ -85,19 +111,20 @@ async fn read_limited(body: axum::body::Body, declared: Option<u64>) -> Result<B
     Ok(kept.freeze())
 }
 
-fn is_json(headers: &http::HeaderMap) -> bool {
-    let Some(content_type) = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return false;
-    };
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+/// The media type of the body, lower-cased, without parameters.
+fn essence(headers: &http::HeaderMap) -> Option<String> {
+    let content_type = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    Some(
+        content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase(),
+    )
+}
+
+fn is_json(essence: &str) -> bool {
     essence == "application/json"
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
@@ -135,11 +162,11 @@ mod tests {
     async fn refuses_what_is_not_json() {
         assert!(matches!(
             extract(None, Body::from("{}")).await,
-            Err(ApiError::UnsupportedMediaType)
+            Err(ApiError::UnsupportedMediaType { .. })
         ));
         assert!(matches!(
             extract(Some("text/plain"), Body::from("{}")).await,
-            Err(ApiError::UnsupportedMediaType)
+            Err(ApiError::UnsupportedMediaType { .. })
         ));
     }
 

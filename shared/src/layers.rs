@@ -78,11 +78,13 @@ pub const SECURITY_HEADERS: [(HeaderName, HeaderValue); 12] = [
 /// Wraps a router in every shared layer. Call it once, on the complete router.
 pub fn apply(router: Router, state: &AppState) -> Router {
     let config = &state.config;
-    // Small bodies cost more to compress than to send; SSE must never be compressed
-    // (a compressor buffers, and streaming is the point).
+    // Small bodies cost more to compress than to send; SSE and speech must never be
+    // compressed (a compressor buffers, and streaming is the point), and audio and
+    // images are compressed already.
     let compress_when = SizeAbove::new(1024)
         .and(NotForContentType::SSE)
         .and(NotForContentType::IMAGES)
+        .and(NotForContentType::const_new("audio/"))
         .and(NotForContentType::GRPC);
     router
         .fallback(unknown_route)

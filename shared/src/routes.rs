@@ -16,10 +16,12 @@ pub const COMPLETIONS: &str = "/api/v1/completions";
 pub const EMBEDDINGS: &str = "/api/v1/embeddings";
 pub const RERANK: &str = "/api/v1/rerank";
 pub const IMAGES: &str = "/api/v1/images";
+pub const AUDIO_SPEECH: &str = "/api/v1/audio/speech";
+pub const AUDIO_TRANSCRIPTIONS: &str = "/api/v1/audio/transcriptions";
 
 /// Requests that count against the inference limit as well as the default one: the
 /// rows of the relay's table of operations.
-pub const INFERENCE_PATHS: [&str; 9] = [
+pub const INFERENCE_PATHS: [&str; 11] = [
     INFERENCE,
     INFERENCE_STREAM,
     CHAT_COMPLETIONS,
@@ -29,6 +31,8 @@ pub const INFERENCE_PATHS: [&str; 9] = [
     EMBEDDINGS,
     RERANK,
     IMAGES,
+    AUDIO_SPEECH,
+    AUDIO_TRANSCRIPTIONS,
 ];
 
 /// The local gateway's WebSocket endpoint (API Gateway's WebSocket API on AWS, which is

@@ -30,6 +30,10 @@ pub fn op(name: &str) -> Option<Bytes> {
         "embeddings-json.json" => include_bytes!("../fixtures/openrouter/ops/embeddings-json.json"),
         "rerank.json" => include_bytes!("../fixtures/openrouter/ops/rerank.json"),
         "images-json.json" => include_bytes!("../fixtures/openrouter/ops/images-json.json"),
+        "audio-speech.bin" => include_bytes!("../fixtures/openrouter/ops/audio-speech.bin"),
+        "audio-transcriptions.json" => {
+            include_bytes!("../fixtures/openrouter/ops/audio-transcriptions.json")
+        }
         _ => return None,
     };
     Some(Bytes::from_static(bytes))

@@ -12,6 +12,7 @@ use llm_proxy_tests::lambda::{LambdaWatch, response_header};
 use llm_proxy_tests::lambda_api::RecordingLambdaApi;
 use std::time::Duration;
 
+use llm_proxy_tests::gateway::workspace_root;
 use llm_proxy_tests::{Behaviour, MockOpenRouter, fixtures, read_lock_step};
 use serde_json::Value;
 
@@ -115,6 +116,34 @@ async fn inference_and_health_answer_api_gateway_events() {
         chats(&mock).len(),
         1,
         "an invalid request costs no upstream call"
+    );
+
+    // A multipart upload arrives base64-encoded (BinaryMediaTypes */*) and reaches
+    // OpenRouter as the client sent it.
+    let event: Value = serde_json::from_str(
+        &std::fs::read_to_string(workspace_root().join("events/inference-transcriptions.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    let transcribed =
+        tokio::task::block_in_place(|| watch.invoke("inference", "inference-transcriptions.json"))
+            .unwrap();
+    assert_eq!(transcribed["statusCode"], 200, "{transcribed}");
+    assert_eq!(
+        transcribed["body"].as_str().unwrap().as_bytes(),
+        &fixtures::op("audio-transcriptions.json").unwrap()[..]
+    );
+    let upload = mock.received().pop().unwrap();
+    assert_eq!(upload.path, "/api/v1/audio/transcriptions");
+    let sent = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        event["body"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(upload.body, sent);
+    assert_eq!(
+        upload.headers["content-type"],
+        event["headers"]["Content-Type"].as_str().unwrap()
     );
 }
 
@@ -223,6 +252,21 @@ async fn the_stream_function_streams_under_the_lambda_runtime() {
     assert_eq!(
         answer.trim().as_bytes(),
         fixtures::chat_completion().trim_ascii()
+    );
+
+    // Speech: OpenRouter's audio bytes, with its Content-Type, through the streaming
+    // runtime.
+    let speech = client
+        .post(watch.function_url("stream", "/api/v1/audio/speech"))
+        .json(&serde_json::json!({"model": "hexgrad/kokoro-82m", "input": "Hello"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(speech.status(), 200);
+    assert_eq!(speech.headers()["content-type"], "audio/mpeg");
+    assert_eq!(
+        speech.bytes().await.unwrap(),
+        fixtures::op("audio-speech.bin").unwrap()
     );
 
     // And an error before the first byte keeps its status and JSON shape.
@@ -408,6 +452,9 @@ async fn every_event_in_events_is_answered_by_its_function() {
             let body = body.trim();
             if name.contains("preflight") {
                 assert!(body.is_empty(), "{name}: {body}");
+            } else if name.contains("speech") {
+                // MP3 bytes, printed as text by invoke: the ID3 tag they start with.
+                assert!(body.starts_with("ID3"), "{name}");
             } else if name.ends_with("-json.json") {
                 let answer: Value = serde_json::from_str(body).unwrap();
                 assert!(answer["choices"].is_array(), "{name}: {body}");

@@ -54,6 +54,17 @@ fn operations() -> Vec<(&'static str, Value, Option<&'static str>)> {
             json!({"model": "google/gemini-2.5-flash-image", "prompt": "a cat"}),
             None,
         ),
+        (
+            "/api/v1/audio/speech",
+            json!({"model": "hexgrad/kokoro-82m", "input": "Hello", "voice": "af_heart"}),
+            None,
+        ),
+        (
+            "/api/v1/audio/transcriptions",
+            json!({"model": "openai/whisper-1",
+                   "input_audio": {"data": "UklGRiQAAABXQVZF", "format": "wav"}}),
+            None,
+        ),
     ]
 }
 

@@ -136,7 +136,7 @@ async fn a_body_with_a_key_given_twice_is_refused() {
 #[tokio::test]
 async fn caller_text_is_quoted_back_short() {
     let (_mock, gateway) = setup(&[]).await;
-    let role = "r".repeat(4 * 1024 * 1024);
+    let role = "r".repeat(3 * 1024 * 1024);
     let body =
         json!({"model": "m".repeat(1024 * 1024), "messages": [{"role": role, "content": "x"}]});
     let response = post(

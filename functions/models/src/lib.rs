@@ -1,8 +1,9 @@
-//! GET /health, the model catalogue under /api/v1/models, and the API's own description
+//! GET /health, the model catalogue under /api/v1/models and the embeddings models, and the API's own description
 //! at /api/v1/openapi.json.
 
 mod cached;
 mod catalog;
+mod embeddings;
 mod health;
 mod openapi;
 /// Public for the fuzz targets (`fuzz/`).
@@ -29,6 +30,7 @@ pub fn routes() -> Vec<Route<Arc<AppState>>> {
         Route::get("/api/v1/models/providers", catalog::providers),
         Route::get("/api/v1/models/providers/{provider}", catalog::provider),
         Route::get("/api/v1/models/{*id}", catalog::model),
+        Route::get("/api/v1/embeddings/models", embeddings::list),
     ]
 }
 

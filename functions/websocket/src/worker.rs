@@ -113,6 +113,15 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
             }
         },
         Ok(Answer::Stream(stream)) => relay(app, id, stream, outbox).await,
+        // WebSocket messages carry chat only, which never answers in media bytes.
+        Ok(Answer::Media(_)) => {
+            let error = ApiError::from(llm_proxy_shared::error::UpstreamError::bad_gateway(
+                "OpenRouter answered with media, which a WebSocket message cannot carry",
+            ));
+            outbox
+                .send(message::error(Some(id), error.error_object()))
+                .await
+        }
     }
 }
 

@@ -88,9 +88,9 @@ struct Snapshot {
 pub struct ModelCatalog {
     client: OpenRouterClient,
     ttl: Duration,
-    /// OpenRouter's endpoints answer per model, fetched on demand, kept as long as the
-    /// catalogue is; only for models the catalogue lists, so it holds at most one
-    /// entry per model.
+    /// OpenRouter's other listings by path (a model's endpoints, the embeddings
+    /// models), fetched on demand, kept as long as the catalogue is; endpoints only for
+    /// models the catalogue lists, so it holds at most one entry per model and one more.
     endpoints: Mutex<HashMap<String, (Instant, Bytes)>>,
     current: RwLock<Option<Snapshot>>,
     /// Held by whoever is fetching: one upstream fetch at a time.
@@ -152,28 +152,40 @@ impl ModelCatalog {
     /// catalogue lists), cached like the catalogue; a stale copy is served when a
     /// refresh fails.
     pub async fn endpoints(&self, model: &str) -> Result<(Bytes, CacheState), ApiError> {
+        self.listing(format!("/models/{model}/endpoints")).await
+    }
+
+    /// OpenRouter's list of embeddings models (`GET /embeddings/models`), whole, cached
+    /// like the catalogue.
+    pub async fn embedding_models(&self) -> Result<(Bytes, CacheState), ApiError> {
+        self.listing("/embeddings/models".to_owned()).await
+    }
+
+    /// OpenRouter's answer at `path`, cached for the catalogue's TTL; a stale copy is
+    /// served when a refresh fails.
+    async fn listing(&self, path: String) -> Result<(Bytes, CacheState), ApiError> {
         let cached = self
             .endpoints
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .get(model)
+            .get(&path)
             .cloned();
         if let Some((at, body)) = &cached
             && at.elapsed() < self.ttl
         {
             return Ok((body.clone(), CacheState::Fresh));
         }
-        match self.client.endpoints(model).await {
+        match self.client.listing(&path).await {
             Ok(body) => {
                 self.endpoints
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .insert(model.to_owned(), (Instant::now(), body.clone()));
+                    .insert(path, (Instant::now(), body.clone()));
                 Ok((body, CacheState::Miss))
             }
             Err(error) => match cached {
                 Some((_, body)) => {
-                    tracing::warn!(error = %Chain(&error), "model endpoints refresh failed; serving the stale copy");
+                    tracing::warn!(error = %Chain(&error), "listing refresh failed; serving the stale copy");
                     Ok((body, CacheState::StaleIfError))
                 }
                 None => Err(error.into()),

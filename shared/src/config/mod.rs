@@ -98,6 +98,20 @@ pub struct UpstreamConfig {
     pub stream_max_duration: Duration,
     /// Upstream silence after which a stream gets an SSE comment of the proxy's own.
     pub sse_keepalive: Duration,
+    /// When OpenRouter's response cache may answer (`RESPONSE_CACHE`).
+    pub response_cache: ResponseCache,
+}
+
+/// When OpenRouter's response cache may answer (`docs/http-api.md`, "Response
+/// caching").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResponseCache {
+    /// Never: the caller's cache headers are not passed on.
+    Off,
+    /// When the caller sends `X-OpenRouter-Cache: true`.
+    OnRequest,
+    /// Unless the caller sends `X-OpenRouter-Cache: false`.
+    Always,
 }
 
 /// The spend guard: what a chat request may ask of the key's credit
@@ -286,6 +300,15 @@ impl Config {
                 // being cut.
                 stream_max_duration: env.millis("STREAM_MAX_DURATION_MS", 870_000)?,
                 sse_keepalive: env.millis("SSE_KEEPALIVE_MS", 25_000)?,
+                response_cache: env.choice(
+                    "RESPONSE_CACHE",
+                    ResponseCache::OnRequest,
+                    &[
+                        ("off", ResponseCache::Off),
+                        ("on-request", ResponseCache::OnRequest),
+                        ("always", ResponseCache::Always),
+                    ],
+                )?,
             },
             guard: GuardConfig {
                 max_tokens_cap: env.count("MAX_TOKENS_CAP", 4096)?.into(),
@@ -492,6 +515,7 @@ mod tests {
         assert!((c.rate_limits.spend_limit_usd - 0.5).abs() < 1e-9);
         assert!((c.rate_limits.spend_limit_global_usd_per_day - 25.0).abs() < 1e-9);
         assert_eq!(c.upstream.sse_keepalive, Duration::from_secs(25));
+        assert_eq!(c.upstream.response_cache, ResponseCache::OnRequest);
         assert!(c.upstream.api_key.is_none());
     }
 

@@ -15,7 +15,7 @@ use serde_json::Value;
 pub use error::{Call, ErrorAnswer, OpenRouterError};
 
 use crate::config::{Secret, UpstreamConfig};
-use crate::header_names::{ATTRIBUTION, GENERATION_ID};
+use crate::header_names::{ATTRIBUTION, PASSED_BACK};
 
 /// The largest JSON answer relayed: what a Lambda function may return (6 MB). Larger
 /// answers (images) are for streaming, which has no such limit.
@@ -38,8 +38,9 @@ pub struct OpenRouterClient {
     request_timeout: Duration,
 }
 
-/// The caller's app-attribution headers (`HTTP-Referer`, `X-Title`,
-/// `X-OpenRouter-Title`), passed on to OpenRouter unchanged; no other caller header is.
+/// The caller's headers passed on to OpenRouter: its app attribution (`HTTP-Referer`,
+/// `X-Title`, `X-OpenRouter-Title`) unchanged, and the response cache's when the relay
+/// allows them (`relay::cache`); no other caller header is.
 #[derive(Debug, Clone, Default)]
 pub struct Attribution(Vec<(http::HeaderName, HeaderValue)>);
 
@@ -52,6 +53,22 @@ impl Attribution {
                 .collect(),
         )
     }
+
+    pub fn push(&mut self, name: http::HeaderName, value: HeaderValue) {
+        self.0.push((name, value));
+    }
+}
+
+/// The headers of OpenRouter's answer that the caller gets too
+/// ([`PASSED_BACK`]: the generation id, the response cache's).
+pub fn passed_back(headers: &HeaderMap) -> HeaderMap {
+    let mut kept = HeaderMap::new();
+    for name in &PASSED_BACK {
+        if let Some(value) = headers.get(name) {
+            kept.insert(name.clone(), value.clone());
+        }
+    }
+    kept
 }
 
 /// A complete, successful, non-streamed answer.
@@ -59,7 +76,8 @@ impl Attribution {
 pub struct Completion {
     /// OpenRouter's bytes, unchanged (whitespace padding included).
     pub body: Bytes,
-    pub generation_id: Option<HeaderValue>,
+    /// The answer's headers the caller gets too ([`passed_back`]).
+    pub headers: HeaderMap,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -133,16 +151,20 @@ impl OpenRouterClient {
         &self,
         path: &'static str,
         body: Bytes,
+        form: Option<&HeaderValue>,
         attribution: &Attribution,
     ) -> Result<reqwest::Response, OpenRouterError> {
         let Some(key) = &self.api_key else {
             return Err(OpenRouterError::NoKey);
         };
+        let content_type = form
+            .cloned()
+            .unwrap_or(HeaderValue::from_static("application/json"));
         let mut request = self
             .http
             .post(self.url(path)?)
             .bearer_auth(key.expose())
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(http::header::CONTENT_TYPE, content_type)
             .body(body);
         for (name, value) in &attribution.0 {
             request = request.header(name, value);
@@ -160,10 +182,11 @@ impl OpenRouterClient {
         &self,
         path: &'static str,
         body: Bytes,
+        form: Option<&HeaderValue>,
         attribution: &Attribution,
     ) -> Result<Completion, OpenRouterError> {
-        let response = self.start(path, body, attribution).await?;
-        let generation_id = response.headers().get(GENERATION_ID).cloned();
+        let response = self.start(path, body, form, attribution).await?;
+        let headers = passed_back(response.headers());
         let body = self.read_body(response, ANSWER_LIMIT).await?;
         self.late_error(&body)?;
         // A 200 the caller cannot parse is no answer: a proxy or a provider between
@@ -171,10 +194,7 @@ impl OpenRouterClient {
         if serde_json::from_slice::<serde::de::IgnoredAny>(body.trim_ascii()).is_err() {
             return Err(OpenRouterError::Unreadable("its answer is not valid JSON"));
         }
-        Ok(Completion {
-            body,
-            generation_id,
-        })
+        Ok(Completion { body, headers })
     }
 
     /// A streamed answer of the operation at `path` whose headers arrived with a
@@ -187,15 +207,61 @@ impl OpenRouterClient {
         body: Bytes,
         attribution: &Attribution,
     ) -> Result<reqwest::Response, OpenRouterError> {
-        let response = self.start(path, body, attribution).await?;
+        let response = self.start(path, body, None, attribution).await?;
         if crate::sse::is_event_stream(response.headers()) {
             return Ok(response);
         }
-        let body = self.read_body(response, ANSWER_LIMIT).await?;
-        self.late_error(&body)?;
-        Err(OpenRouterError::Unreadable(
-            "it answered a streamed request with something other than an event stream",
-        ))
+        Err(self
+            .not_as_asked(
+                response,
+                ANSWER_LIMIT,
+                "it answered a streamed request with something other than an event stream",
+            )
+            .await)
+    }
+
+    /// The error a 200 of the wrong kind stands for: the error object in its body, or
+    /// `why` it is no answer.
+    async fn not_as_asked(
+        &self,
+        response: reqwest::Response,
+        limit: usize,
+        why: &'static str,
+    ) -> OpenRouterError {
+        match self.read_body(response, limit).await {
+            Err(error) => error,
+            Ok(body) => match self.late_error(&body) {
+                Err(error) => error,
+                Ok(()) => OpenRouterError::Unreadable(why),
+            },
+        }
+    }
+
+    /// An answer in bytes of a media type (speech) whose headers arrived with a success
+    /// status. A JSON body behind the 200 is an error object (or no answer), answered
+    /// before the caller's first byte.
+    pub async fn start_media(
+        &self,
+        path: &'static str,
+        body: Bytes,
+        attribution: &Attribution,
+    ) -> Result<reqwest::Response, OpenRouterError> {
+        let response = self.start(path, body, None, attribution).await?;
+        let json = response
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        if !json {
+            return Ok(response);
+        }
+        Err(self
+            .not_as_asked(
+                response,
+                ERROR_LIMIT,
+                "it answered with JSON where it should have sent media",
+            )
+            .await)
     }
 
     /// OpenRouter commits to 200 before the model answers; a failure after that
@@ -229,12 +295,12 @@ impl OpenRouterClient {
         self.read_body(response, CATALOG_LIMIT).await
     }
 
-    /// OpenRouter's provider endpoints for one model (`author/slug`). Like the
-    /// catalogue, it needs no key.
-    pub async fn endpoints(&self, model: &str) -> Result<Bytes, OpenRouterError> {
+    /// One of OpenRouter's listings at `path` (a model's provider endpoints, the
+    /// embeddings models). Like the catalogue, they need no key.
+    pub async fn listing(&self, path: &str) -> Result<Bytes, OpenRouterError> {
         let request = self
             .http
-            .get(format!("{}/models/{model}/endpoints", self.base_url))
+            .get(format!("{}{path}", self.base_url))
             .header(http::header::ACCEPT, "application/json");
         let response = self.send(request).await?;
         if !response.status().is_success() {

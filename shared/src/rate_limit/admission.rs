@@ -27,6 +27,10 @@ impl Admission {
         }
     }
 
+    pub fn client(&self) -> ClientIp {
+        self.ip
+    }
+
     /// Counts the request and reserves `reserve_usd` against the spend budgets. A
     /// refusal is the error to answer with (429, or 503 when the store is down and the
     /// fail mode is `closed`).

@@ -153,6 +153,13 @@ impl RateLimiter {
         Self::new(store, keyer, config)
     }
 
+    /// The client's id where others see it (OpenRouter's response cache scope): its
+    /// counter key, a keyed hash of its address (of its /64 for IPv6), never the address.
+    pub fn client_id(&self, ip: ClientIp) -> String {
+        let key = self.keyer.key(ip);
+        format!("llm-proxy-{}", key.sub.unwrap_or(key.item))
+    }
+
     pub fn with_clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self

@@ -10,11 +10,40 @@ use super::operation::{Answering, Operation, Output};
 use crate::catalog::base_id;
 use crate::config::{GuardConfig, ModelPattern};
 use crate::error::{ApiError, quote};
-use crate::validation::{Span, validate};
+use crate::validation::{Request, Span, validate};
 
+/// Validates a JSON body for `op` and prepares it.
 pub fn prepare(raw: Bytes, op: &'static Operation, guard: &GuardConfig) -> Result<Call, ApiError> {
+    let request = validate(&raw, op.body, op.output.fields())?;
+    prepare_request(raw, request, op, guard, &Extras::default())
+}
+
+/// What the relay adds to a request besides the spend guard's edits.
+#[derive(Debug, Default)]
+pub struct Extras {
+    /// The `Content-Type` of a form body (validated by `validate_form`); `None` for
+    /// JSON, which may be edited.
+    pub form: Option<http::HeaderValue>,
+    /// The `user` OpenRouter's response cache is scoped by (`docs/http-api.md`,
+    /// "Response caching"): set when this request may be answered from the cache.
+    pub cache_user: Option<String>,
+}
+
+/// Prepares `raw`, validated as `request`, for `op` under the spend guard.
+pub fn prepare_request(
+    raw: Bytes,
+    request: Request,
+    op: &'static Operation,
+    guard: &GuardConfig,
+    extras: &Extras,
+) -> Result<Call, ApiError> {
     let caps = op.output.fields();
-    let request = validate(&raw, op.body, caps)?;
+    if request.model.is_none() && !op.fallbacks {
+        return Err(ApiError::validation(
+            "model",
+            "Model is required (this operation takes no models list)",
+        ));
+    }
     let stream = match (op.answering, request.stream) {
         (Answering::Json, Some(true)) => {
             return Err(ApiError::validation(
@@ -32,6 +61,8 @@ pub fn prepare(raw: Bytes, op: &'static Operation, guard: &GuardConfig) -> Resul
         }
         (Answering::Sse, _) => true,
         (Answering::Json | Answering::AsAsked, asked) => asked == Some(true),
+        // Bytes are relayed as they come whatever the body says.
+        (Answering::Bytes, _) => false,
     };
 
     let web_search = request.web_search;
@@ -111,8 +142,25 @@ pub fn prepare(raw: Bytes, op: &'static Operation, guard: &GuardConfig) -> Resul
         Output::InputOnly => 0,
     }
     .saturating_mul(choices);
-    let body = edits.apply(raw);
-    let input_tokens = super::price::input_tokens(body.len());
+    if let Some(scope) = extras.cache_user.as_deref().filter(|_| op.cacheable) {
+        match &request.user {
+            // The caller's own `user` still separates its end users, inside its scope.
+            Some((at, theirs)) => {
+                let user = theirs
+                    .as_deref()
+                    .map_or_else(|| scope.to_owned(), |t| format!("{scope}:{t}"));
+                edits.replace(*at, json_string(&user));
+            }
+            None => edits.insert(format!("\"user\":{},", json_string(scope))),
+        }
+    }
+    // A form is forwarded as it came: there is nothing in it to edit.
+    let body = if extras.form.is_some() {
+        raw
+    } else {
+        edits.apply(raw)
+    };
+    let input_tokens = super::price::input_tokens(body.len(), op.input_kind);
     if input_tokens > guard.max_input_tokens {
         return Err(ApiError::validation(
             op.input,
@@ -144,7 +192,13 @@ pub fn prepare(raw: Bytes, op: &'static Operation, guard: &GuardConfig) -> Resul
         stream,
         max_output,
         output_field,
+        input_tokens,
+        form: extras.form.clone(),
     })
+}
+
+fn json_string(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
 }
 
 /// A model must be on `MODEL_ALLOWLIST` (when there is one) and not on

@@ -15,19 +15,21 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
+pub mod cache;
 mod cost;
 mod guard;
+mod media;
 pub mod operation;
 pub mod price;
 
+pub use guard::Extras;
 pub use operation::{Answering, OPERATIONS, Operation};
 
 use crate::client_ip::ClientIp;
 use crate::config::GuardConfig;
 use crate::error::{ApiError, quote};
-use crate::header_names::GENERATION_ID;
 use crate::json_body::JsonBody;
-use crate::openrouter::{Attribution, Completion};
+use crate::openrouter::{Attribution, Completion, passed_back};
 use crate::rate_limit::{Admission, Reservation};
 use crate::routes::Route;
 use crate::sse::{Answered, OnEnd, Relay, RelaySettings, SSE_HEADERS};
@@ -49,12 +51,38 @@ pub struct Call {
     pub max_output: u64,
     /// The field that sets the output cap, for the refusal that names it.
     pub output_field: &'static str,
+    /// Input tokens the body may carry, at most about (`price::input_tokens`).
+    pub input_tokens: u64,
+    /// The `Content-Type` of a `multipart/form-data` body; `None` for JSON.
+    pub form: Option<HeaderValue>,
 }
 
 impl Call {
-    /// Validates `raw` for operation `op`, under the spend guard.
+    /// Validates `raw`, a JSON body, for operation `op`, under the spend guard.
     pub fn new(raw: Bytes, op: &'static Operation, guard: &GuardConfig) -> Result<Self, ApiError> {
         guard::prepare(raw, op, guard)
+    }
+
+    /// Validates `raw` for operation `op` as JSON or (given `extras.form`) a form,
+    /// under the spend guard, with the relay's `extras`.
+    pub async fn read(
+        raw: Bytes,
+        op: &'static Operation,
+        guard: &GuardConfig,
+        extras: Extras,
+    ) -> Result<Self, ApiError> {
+        let request = match &extras.form {
+            Some(_) if op.encoding != operation::Encoding::JsonOrForm => {
+                return Err(ApiError::UnsupportedMediaType {
+                    accepted: "application/json",
+                });
+            }
+            Some(content_type) => {
+                crate::validation::validate_form(raw.clone(), content_type).await?
+            }
+            None => crate::validation::validate(&raw, op.body, op.output.fields())?,
+        };
+        guard::prepare_request(raw, request, op, guard, &extras)
     }
 }
 
@@ -62,12 +90,21 @@ impl Call {
 pub enum Answer {
     Complete(Completion),
     Stream(Streamed),
+    Media(media::Media),
 }
 
 /// A streamed answer whose headers arrived with a success status.
 pub struct Streamed {
     pub relay: Relay,
-    pub generation_id: Option<HeaderValue>,
+    /// OpenRouter's headers the caller gets too.
+    pub headers: HeaderMap,
+}
+
+/// OpenRouter's answer, its headers in, before it is relayed.
+enum Started {
+    Media(reqwest::Response),
+    Stream(reqwest::Response),
+    Complete(Completion),
 }
 
 /// A request counted and its worst case reserved: what [`send`] needs to settle it.
@@ -101,7 +138,7 @@ pub async fn reserve(
     let index = prices(app).await;
     let estimate = Estimate::new(
         std::iter::once(call.model.as_str()).chain(call.fallbacks.iter().map(String::as_str)),
-        price::input_tokens(call.body.len()),
+        call.input_tokens,
         call.max_output,
         index.as_deref(),
         &app.config.guard,
@@ -141,19 +178,26 @@ pub async fn send(
         body,
         model,
         stream,
+        form,
         ..
     } = call;
     let model = quote(&model).into_owned();
-    let started = if stream {
-        app.openrouter
+    let openrouter = &app.openrouter;
+    let started = if op.answering == Answering::Bytes {
+        openrouter
+            .start_media(op.upstream, body, attribution)
+            .await
+            .map(Started::Media)
+    } else if stream {
+        openrouter
             .start_stream(op.upstream, body, attribution)
             .await
-            .map(Ok)
+            .map(Started::Stream)
     } else {
-        app.openrouter
-            .complete(op.upstream, body, attribution)
+        openrouter
+            .complete(op.upstream, body, form.as_ref(), attribution)
             .await
-            .map(Err)
+            .map(Started::Complete)
     };
     let started = match started {
         Ok(started) => started,
@@ -167,8 +211,21 @@ pub async fn send(
         }
     };
     match started {
-        Ok(upstream) => {
-            let generation_id = upstream.headers().get(GENERATION_ID).cloned();
+        Started::Media(upstream) => {
+            // Media carries no usage: the reservation stands as its cost
+            // (`docs/rate-limits.md`, "Reserve, then settle").
+            drop(reservation);
+            tracing::info!(operation = op.name, model = %model, "media answer started");
+            let upstream_config = &app.config.upstream;
+            Ok(Answer::Media(media::relay(
+                upstream,
+                upstream_config.request_timeout,
+                upstream_config.stream_max_duration,
+            )))
+        }
+        Started::Stream(upstream) => {
+            let headers = passed_back(upstream.headers());
+            let hit = cache_hit(&headers);
             tracing::info!(operation = op.name, model = %model, "stream started");
             let settings = RelaySettings {
                 idle_timeout: app.config.upstream.request_timeout,
@@ -180,33 +237,38 @@ pub async fn send(
             let on_end: Option<OnEnd> = reservation.map(|reservation| -> OnEnd {
                 Box::new(move |answered: Answered| {
                     Box::pin(async move {
-                        let spent = cost::cost(
-                            answered.usage.as_ref(),
-                            answered.model.as_deref(),
-                            answered.chunks,
-                            index.as_deref(),
-                            &estimate,
-                        );
+                        let spent = if hit {
+                            0.0
+                        } else {
+                            cost::cost(
+                                answered.usage.as_ref(),
+                                answered.model.as_deref(),
+                                answered.chunks,
+                                index.as_deref(),
+                                &estimate,
+                            )
+                        };
                         limiter.settle(reservation, spent).await;
                     })
                 })
             });
             let relay = Relay::spawn(upstream, settings, on_end);
-            Ok(Answer::Stream(Streamed {
-                relay,
-                generation_id,
-            }))
+            Ok(Answer::Stream(Streamed { relay, headers }))
         }
-        Err(completion) => {
+        Started::Complete(completion) => {
             if let Some(reservation) = reservation {
                 let (usage, answered_model) = cost::of_completion(&completion.body);
-                let spent = cost::cost(
-                    usage.as_ref(),
-                    answered_model.as_deref(),
-                    0,
-                    index.as_deref(),
-                    &estimate,
-                );
+                let spent = if cache_hit(&completion.headers) {
+                    0.0
+                } else {
+                    cost::cost(
+                        usage.as_ref(),
+                        answered_model.as_deref(),
+                        0,
+                        index.as_deref(),
+                        &estimate,
+                    )
+                };
                 limiter.settle(reservation, spent).await;
             }
             tracing::info!(operation = op.name, model = %model, "inference answered");
@@ -215,9 +277,16 @@ pub async fn send(
     }
 }
 
+/// Whether OpenRouter answered from its response cache, which it bills at nothing.
+fn cache_hit(headers: &HeaderMap) -> bool {
+    headers
+        .get(crate::header_names::OPENROUTER_CACHE_STATUS)
+        .is_some_and(|status| status.as_bytes().eq_ignore_ascii_case(b"HIT"))
+}
+
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let (mut response, generation_id) = match self {
+        let (mut response, passed) = match self {
             Self::Complete(completion) => (
                 (
                     StatusCode::OK,
@@ -225,7 +294,16 @@ impl IntoResponse for Answer {
                     completion.body,
                 )
                     .into_response(),
-                completion.generation_id,
+                completion.headers,
+            ),
+            Self::Media(media) => (
+                (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, media.content_type)],
+                    media.body,
+                )
+                    .into_response(),
+                media.headers,
             ),
             Self::Stream(stream) => {
                 let mut response = (
@@ -238,12 +316,10 @@ impl IntoResponse for Answer {
                         .headers_mut()
                         .insert(name, HeaderValue::from_static(value));
                 }
-                (response, stream.generation_id)
+                (response, stream.headers)
             }
         };
-        if let Some(id) = generation_id {
-            response.headers_mut().insert(GENERATION_ID, id);
-        }
+        response.headers_mut().extend(passed);
         response
     }
 }
@@ -258,7 +334,22 @@ async fn answer(
     body: JsonBody,
     op: &'static Operation,
 ) -> Result<Answer, ApiError> {
-    let call = match Call::new(body.raw, op, &app.config.guard) {
+    let mut attribution = Attribution::from_headers(headers);
+    let read = async {
+        let cache = cache::headers(app.config.upstream.response_cache, op, headers)?;
+        let cache_user = cache.map(|sent| {
+            for (name, value) in sent {
+                attribution.push(name, value);
+            }
+            app.rate_limiter.client_id(admission.client())
+        });
+        let extras = Extras {
+            form: body.form,
+            cache_user,
+        };
+        Call::read(body.raw, op, &app.config.guard, extras).await
+    };
+    let call = match read.await {
         Ok(call) => call,
         Err(invalid) => {
             // Counted all the same (the limit is what an invalid flood meets).
@@ -267,7 +358,7 @@ async fn answer(
         }
     };
     let reserved = reserve(app, &call, &admission).await?;
-    send(app, call, &Attribution::from_headers(headers), reserved).await
+    send(app, call, &attribution, reserved).await
 }
 
 /// The handler's admission: the rate-limit middleware's, or (a router mounted without
@@ -320,7 +411,10 @@ mod future_sizes {
         let state = AppState::new(config).await.unwrap();
         let headers = HeaderMap::new();
         let ip = ClientIp(std::net::IpAddr::from([127, 0, 0, 1]));
-        let body = JsonBody { raw: Bytes::new() };
+        let body = JsonBody {
+            raw: Bytes::new(),
+            form: None,
+        };
         let admission = Admission::new(state.rate_limiter.clone(), ip);
         let answer = answer(&state, admission, &headers, body, &OPERATIONS[0]);
         assert!(

@@ -16,6 +16,26 @@ pub enum Answering {
     Sse,
     /// Whatever the body's `stream` asks for (OpenRouter's own routes).
     AsAsked,
+    /// Bytes of OpenRouter's media type (audio), relayed as they arrive.
+    Bytes,
+}
+
+/// How a request body may be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Json,
+    /// JSON, or `multipart/form-data` with the input as a file part (how the OpenAI SDK
+    /// uploads audio).
+    JsonOrForm,
+}
+
+/// What the input is, for estimating its tokens from its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InputKind {
+    Text,
+    /// Encoded audio: far fewer tokens per byte than text
+    /// ([`crate::relay::price::AUDIO_BYTES_PER_TOKEN`]).
+    Audio,
 }
 
 /// What bounds an answer's output, for the cap and for pricing its worst case.
@@ -63,6 +83,14 @@ pub struct Operation {
     pub input: &'static str,
     pub output: Output,
     pub stream_end: StreamEnd,
+    pub encoding: Encoding,
+    pub input_kind: InputKind,
+    /// Whether OpenRouter's response cache serves this operation
+    /// (`docs/http-api.md`, "Response caching").
+    pub cacheable: bool,
+    /// Whether the operation takes a `models` fallback list; without one, `model` is
+    /// required.
+    pub fallbacks: bool,
 }
 
 impl Operation {
@@ -76,7 +104,7 @@ impl Operation {
 use crate::validation::CHAT_OUTPUT_TOKENS as CHAT_TOKENS;
 
 /// Every inference operation. `routes::INFERENCE_PATHS` is made from it.
-pub static OPERATIONS: [Operation; 9] = [
+pub static OPERATIONS: [Operation; 11] = [
     Operation {
         name: "chat",
         path: routes::INFERENCE,
@@ -86,6 +114,10 @@ pub static OPERATIONS: [Operation; 9] = [
         input: "messages",
         output: Output::Capped(CHAT_TOKENS),
         stream_end: StreamEnd::ErrorData,
+        encoding: Encoding::Json,
+        input_kind: InputKind::Text,
+        cacheable: true,
+        fallbacks: true,
     },
     Operation {
         name: "chat",
@@ -96,6 +128,10 @@ pub static OPERATIONS: [Operation; 9] = [
         input: "messages",
         output: Output::Capped(CHAT_TOKENS),
         stream_end: StreamEnd::ErrorData,
+        encoding: Encoding::Json,
+        input_kind: InputKind::Text,
+        cacheable: true,
+        fallbacks: true,
     },
     Operation {
         name: "chat",
@@ -106,6 +142,10 @@ pub static OPERATIONS: [Operation; 9] = [
         input: "messages",
         output: Output::Capped(CHAT_TOKENS),
         stream_end: StreamEnd::ErrorData,
+        encoding: Encoding::Json,
+        input_kind: InputKind::Text,
+        cacheable: true,
+        fallbacks: true,
     },
     Operation {
         name: "responses",
@@ -116,6 +156,10 @@ pub static OPERATIONS: [Operation; 9] = [
         input: "input",
         output: Output::Capped(&["max_output_tokens"]),
         stream_end: StreamEnd::ResponseFailed,
+        encoding: Encoding::Json,
+        input_kind: InputKind::Text,
+        cacheable: true,
+        fallbacks: true,
     },
     Operation {
         name: "messages",
@@ -126,6 +170,10 @@ pub static OPERATIONS: [Operation; 9] = [
         input: "messages",
         output: Output::Capped(&["max_tokens"]),
         stream_end: StreamEnd::Anthropic,
+        encoding: Encoding::Json,
+        input_kind: InputKind::Text,
+        cacheable: true,
+        fallbacks: true,
     },
     Operation {
         name: "completions",
@@ -136,6 +184,10 @@ pub static OPERATIONS: [Operation; 9] = [
         input: "prompt",
         output: Output::Capped(&["max_tokens"]),
         stream_end: StreamEnd::ErrorData,
+        encoding: Encoding::Json,
+        input_kind: InputKind::Text,
+        cacheable: false,
+        fallbacks: true,
     },
     Operation {
         name: "embeddings",
@@ -146,6 +198,10 @@ pub static OPERATIONS: [Operation; 9] = [
         input: "input",
         output: Output::InputOnly,
         stream_end: StreamEnd::ErrorData,
+        encoding: Encoding::Json,
+        input_kind: InputKind::Text,
+        cacheable: true,
+        fallbacks: true,
     },
     Operation {
         name: "rerank",
@@ -156,6 +212,10 @@ pub static OPERATIONS: [Operation; 9] = [
         input: "documents",
         output: Output::InputOnly,
         stream_end: StreamEnd::ErrorData,
+        encoding: Encoding::Json,
+        input_kind: InputKind::Text,
+        cacheable: false,
+        fallbacks: true,
     },
     Operation {
         name: "images",
@@ -166,6 +226,38 @@ pub static OPERATIONS: [Operation; 9] = [
         input: "prompt",
         output: Output::Uncapped,
         stream_end: StreamEnd::ErrorData,
+        encoding: Encoding::Json,
+        input_kind: InputKind::Text,
+        cacheable: false,
+        fallbacks: true,
+    },
+    Operation {
+        name: "speech",
+        path: routes::AUDIO_SPEECH,
+        upstream: "/audio/speech",
+        answering: Answering::Bytes,
+        body: BodyRules::Requires(&["input"]),
+        input: "input",
+        output: Output::Uncapped,
+        stream_end: StreamEnd::ErrorData,
+        encoding: Encoding::Json,
+        input_kind: InputKind::Text,
+        cacheable: false,
+        fallbacks: false,
+    },
+    Operation {
+        name: "transcriptions",
+        path: routes::AUDIO_TRANSCRIPTIONS,
+        upstream: "/audio/transcriptions",
+        answering: Answering::Json,
+        body: BodyRules::Requires(&["input_audio"]),
+        input: "input_audio",
+        output: Output::Uncapped,
+        stream_end: StreamEnd::ErrorData,
+        encoding: Encoding::JsonOrForm,
+        input_kind: InputKind::Audio,
+        cacheable: false,
+        fallbacks: false,
     },
 ];
 

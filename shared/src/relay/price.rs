@@ -4,6 +4,7 @@
 //! fallback). A model the catalogue does not price is priced at `UNPRICED_MODEL_PRICES`,
 //! else the catalogue's median, else [`NO_CATALOGUE`]: never at zero.
 
+use super::operation::InputKind;
 use crate::catalog::{ModelIndex, Prices};
 use crate::config::GuardConfig;
 use crate::error::ApiError;
@@ -19,9 +20,18 @@ pub const NO_CATALOGUE: Prices = Prices {
     completion: 15.0,
 };
 
+/// Bytes of encoded audio per input token, rounded down: transcription models bill
+/// about 10 to 25 tokens a second of speech, and compressed speech runs 2 to 16 KB a
+/// second (wav 32 KB), so this overestimates all but the most compressed audio.
+pub const AUDIO_BYTES_PER_TOKEN: u64 = 64;
+
 /// Input tokens a body of `bytes` may carry, at most about.
-pub fn input_tokens(bytes: usize) -> u64 {
-    (bytes as u64).div_ceil(BYTES_PER_TOKEN)
+pub fn input_tokens(bytes: usize, kind: InputKind) -> u64 {
+    let per_token = match kind {
+        InputKind::Text => BYTES_PER_TOKEN,
+        InputKind::Audio => AUDIO_BYTES_PER_TOKEN,
+    };
+    (bytes as u64).div_ceil(per_token)
 }
 
 /// What the proxy knows of a request's cost before the answer.

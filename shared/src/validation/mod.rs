@@ -22,11 +22,13 @@ use serde_json::value::RawValue;
 use crate::error::{ApiError, quote};
 use crate::relay::operation::BodyRules;
 
+mod form;
 mod messages;
+pub use form::validate_form;
 use messages::check_messages;
 
 /// What the proxy learned from a valid request of an inference operation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Request {
     /// `None` when the request names only a `models` list (its first entry answers
     /// first).
@@ -52,6 +54,8 @@ pub struct Request {
     /// Whether the request names a preset (a `preset` field), whose settings the proxy
     /// cannot see.
     pub preset: bool,
+    /// `user`, the caller's name for its end user, and where its value sits.
+    pub user: Option<(Span, Option<String>)>,
 }
 
 /// A value's place in the body: bytes `start..start + len`.
@@ -73,6 +77,7 @@ struct TopLevel<'a> {
     web_search_options: Option<&'a RawValue>,
     preset: Option<&'a RawValue>,
     reasoning: Option<&'a RawValue>,
+    user: Option<&'a RawValue>,
     ranges: Vec<(&'static str, &'a RawValue)>,
     /// The operation's output-token fields and its required fields, as given.
     named: Vec<(&'static str, &'a RawValue)>,
@@ -124,6 +129,7 @@ impl<'de> Visitor<'de> for TopVisitor<'_> {
                 "web_search_options" => Some(&mut top.web_search_options),
                 "preset" => Some(&mut top.preset),
                 "reasoning" => Some(&mut top.reasoning),
+                "user" => Some(&mut top.user),
                 _ => None,
             };
             // The operation's own fields first: `messages` is a required field of
@@ -299,13 +305,16 @@ pub fn validate(
         choices,
         web_search,
         preset: top.preset.is_some_and(|raw| raw.get() != "null"),
+        user: top
+            .user
+            .map(|raw| (span(body, raw), serde_json::from_str(raw.get()).ok())),
     })
 }
 
 /// A model id is printable ASCII without spaces: OpenRouter's ids are, and anything
 /// else (a space, a newline, a zero-width character) could slip past the model lists
 /// while OpenRouter reads the same model.
-fn check_model_id(field: &str, id: Cow<'_, str>) -> Result<String, ApiError> {
+pub(crate) fn check_model_id(field: &str, id: Cow<'_, str>) -> Result<String, ApiError> {
     if !id.is_empty() && id.bytes().all(|b| b.is_ascii_graphic()) {
         return Ok(id.into_owned());
     }

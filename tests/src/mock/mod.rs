@@ -7,10 +7,13 @@
 //! `mock/stall-5000`, ...: usable from curl and across processes, see [`scenario`]) or
 //! for every request by [`MockOpenRouter::set_behaviour`]. Every request is recorded.
 //!
-//! Layout: `scenario` (what to do), `chat` and `stream` (answers), `catalogue` (the
-//! endpoints answer), `echo` (the demo answer), `errors` (OpenRouter's error bodies),
-//! `shared` (what handlers and tests share); this module is the server.
+//! Layout: `scenario` (what to do), `chat` and `stream` (answers), `ops` and `audio`
+//! (the other operations), `cache` (the response cache), `catalogue` (the endpoints
+//! answer), `echo` (the demo answer), `errors` (OpenRouter's error bodies), `shared`
+//! (what handlers and tests share); this module is the server.
 
+mod audio;
+mod cache;
 mod catalogue;
 mod chat;
 mod echo;
@@ -67,6 +70,7 @@ impl MockOpenRouter {
             streams_closed: Mutex::new(Vec::new()),
             answers_closed: Mutex::new(Vec::new()),
             sent: Mutex::new(Vec::new()),
+            cache: Mutex::new(std::collections::HashMap::new()),
         });
         let app = Router::new()
             .route("/api/v1/chat/completions", post(chat))
@@ -76,9 +80,16 @@ impl MockOpenRouter {
             .route("/api/v1/embeddings", post(ops::answer))
             .route("/api/v1/rerank", post(ops::answer))
             .route("/api/v1/images", post(ops::answer))
+            .route("/api/v1/audio/speech", post(audio::speech))
+            .route("/api/v1/audio/transcriptions", post(audio::transcriptions))
+            .route("/api/v1/embeddings/models", get(audio::embedding_models))
             .route("/api/v1/models", get(models))
             .route("/api/v1/models/{author}/{slug}/endpoints", get(endpoints))
             .fallback(not_found)
+            .layer(axum::middleware::from_fn_with_state(
+                shared.clone(),
+                cache::layer,
+            ))
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
             // OpenRouter flushes each event as it goes; so does the mock.
@@ -227,19 +238,25 @@ async fn record(shared: &Shared, request: Request) -> Recorded {
     recorded
 }
 
-/// An inference request's JSON body, if it carries a key and parses; otherwise
-/// OpenRouter's answer to it.
-fn authorized_json(recorded: &Recorded) -> Result<Value, Box<Response>> {
-    if !recorded
+/// OpenRouter's answer to an inference request without a key.
+fn authorized(recorded: &Recorded) -> Result<(), Box<Response>> {
+    if recorded
         .headers
         .get(header::AUTHORIZATION)
         .is_some_and(|v| v.as_bytes().starts_with(b"Bearer "))
     {
-        return Err(Box::new(errors::openrouter(
-            401,
-            "No auth credentials found",
-        )));
+        return Ok(());
     }
+    Err(Box::new(errors::openrouter(
+        401,
+        "No auth credentials found",
+    )))
+}
+
+/// An inference request's JSON body, if it carries a key and parses; otherwise
+/// OpenRouter's answer to it.
+fn authorized_json(recorded: &Recorded) -> Result<Value, Box<Response>> {
+    authorized(recorded)?;
     serde_json::from_slice::<Value>(&recorded.body)
         .map_err(|_| Box::new(errors::openrouter(400, "Invalid JSON in request body")))
 }

@@ -43,6 +43,8 @@ pub struct Shared {
     pub answers_closed: Mutex<Vec<std::time::Instant>>,
     /// When each streamed chunk was handed to the server to write (for benchmarks).
     pub sent: Mutex<Vec<std::time::Instant>>,
+    /// The response cache's answers, by path and body.
+    pub cache: Mutex<std::collections::HashMap<(String, Bytes), super::cache::Entry>>,
 }
 
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {

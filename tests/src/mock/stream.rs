@@ -42,7 +42,7 @@ pub(super) enum Step {
 }
 
 /// Notes when a streamed answer ends, however it ends.
-struct CloseGuard(Arc<Shared>);
+pub(super) struct CloseGuard(pub(super) Arc<Shared>);
 
 impl Drop for CloseGuard {
     fn drop(&mut self) {

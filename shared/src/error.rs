@@ -98,6 +98,9 @@ pub enum InternalError {
     /// request: a wiring mistake, since every real request has one.
     #[error("no client address in the request context")]
     NoClientAddress,
+    /// The task making a journaled answer ended before it answered (it panicked).
+    #[error("the answer's task ended early")]
+    AnswerLost,
 }
 
 /// What the proxy tells a caller about an OpenRouter failure (the mapping of

@@ -39,6 +39,7 @@ pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod header_names;
+pub mod journal;
 pub mod json_body;
 pub mod layers;
 pub mod openrouter;

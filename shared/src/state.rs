@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use crate::catalog::ModelCatalog;
 use crate::config::{Config, ConfigError};
+use crate::journal::{DynamoJournal, Journal};
 use crate::openrouter::{ClientBuildError, OpenRouterClient};
 use crate::rate_limit::RateLimiter;
 
@@ -13,6 +14,9 @@ pub struct AppState {
     pub openrouter: OpenRouterClient,
     pub catalog: Arc<ModelCatalog>,
     pub rate_limiter: Arc<RateLimiter>,
+    /// The answers given under an `Idempotency-Key`, in the rate-limit table if there
+    /// is one.
+    pub journal: Arc<Journal>,
     /// When this container started, for `/health`'s `uptime`.
     pub started: Instant,
 }
@@ -49,12 +53,19 @@ impl AppState {
     ) -> Result<Arc<Self>, ClientBuildError> {
         let openrouter = OpenRouterClient::new(&config.upstream)?;
         let catalog = ModelCatalog::new(openrouter.clone(), config.catalog.ttl);
+        let journal = Arc::new(Journal::new(
+            rate_limiter
+                .dynamo()
+                .map(|(client, table)| DynamoJournal::new(client, table)),
+            config.upstream.idempotency_ttl,
+        ));
         let rate_limiter = Arc::new(rate_limiter);
         Ok(Arc::new(Self {
             config,
             openrouter,
             catalog,
             rate_limiter,
+            journal,
             started: Instant::now(),
         }))
     }

@@ -100,6 +100,8 @@ pub struct UpstreamConfig {
     pub sse_keepalive: Duration,
     /// When OpenRouter's response cache may answer (`RESPONSE_CACHE`).
     pub response_cache: ResponseCache,
+    /// How long an answer given under an `Idempotency-Key` is kept.
+    pub idempotency_ttl: Duration,
 }
 
 /// When OpenRouter's response cache may answer (`docs/http-api.md`, "Response
@@ -300,6 +302,7 @@ impl Config {
                 // being cut.
                 stream_max_duration: env.millis("STREAM_MAX_DURATION_MS", 870_000)?,
                 sse_keepalive: env.millis("SSE_KEEPALIVE_MS", 25_000)?,
+                idempotency_ttl: env.millis("IDEMPOTENCY_TTL_MS", 86_400_000)?,
                 response_cache: env.choice(
                     "RESPONSE_CACHE",
                     ResponseCache::OnRequest,

@@ -45,6 +45,11 @@ impl DynamoStore {
         }
     }
 
+    /// The client and table, for the journal kept in the same table.
+    pub fn parts(&self) -> (Client, String) {
+        (self.client.clone(), self.table.clone())
+    }
+
     /// Builds the SDK client from the environment (credentials, region, and
     /// `AWS_ENDPOINT_URL_DYNAMODB` for a local server).
     pub async fn from_env(table: impl Into<String>, budget: Duration) -> Self {

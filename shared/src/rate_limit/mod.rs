@@ -153,6 +153,14 @@ impl RateLimiter {
         Self::new(store, keyer, config)
     }
 
+    /// The DynamoDB client and table of the counters, if they are in DynamoDB.
+    pub fn dynamo(&self) -> Option<(aws_sdk_dynamodb::Client, String)> {
+        match &self.store {
+            Store::Dynamo(store) => Some(store.parts()),
+            Store::Memory(_) => None,
+        }
+    }
+
     /// The client's id where others see it (OpenRouter's response cache scope): its
     /// counter key, a keyed hash of its address (of its /64 for IPv6), never the address.
     pub fn client_id(&self, ip: ClientIp) -> String {

@@ -18,6 +18,7 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 pub mod cache;
 mod cost;
 mod guard;
+pub mod idempotent;
 mod media;
 pub mod operation;
 pub mod price;
@@ -333,7 +334,14 @@ async fn answer(
     headers: &HeaderMap,
     body: JsonBody,
     op: &'static Operation,
-) -> Result<Answer, ApiError> {
+) -> Result<Response, ApiError> {
+    let key = match idempotent::key(headers) {
+        Ok(key) => key,
+        Err(invalid) => {
+            let _unreserved = admission.admit(0.0).await?;
+            return Err(invalid);
+        }
+    };
     let mut attribution = Attribution::from_headers(headers);
     let read = async {
         let cache = cache::headers(app.config.upstream.response_cache, op, headers)?;
@@ -357,8 +365,22 @@ async fn answer(
             return Err(invalid);
         }
     };
+    if let Some(key) = key {
+        // Boxed: its journal calls would make every request's future that much larger.
+        return Box::pin(idempotent::answer(
+            app,
+            admission,
+            headers,
+            call,
+            attribution,
+            key,
+        ))
+        .await;
+    }
     let reserved = reserve(app, &call, &admission).await?;
-    send(app, call, &attribution, reserved).await
+    send(app, call, &attribution, reserved)
+        .await
+        .map(IntoResponse::into_response)
 }
 
 /// The handler's admission: the rate-limit middleware's, or (a router mounted without

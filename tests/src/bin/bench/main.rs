@@ -5,7 +5,8 @@
 //! OpenRouter in-process; everything on 127.0.0.1). `report` is the one table
 //! `scripts/bench` prints (report.rs); the others look closer at one part: `models`, `ratelimit`,
 //! `stream`, `websocket`, `all` (those four), and `stream-lambda` (the stream function under
-//! `cargo lambda watch --release`; compiles it first if needed), `soak` (a mixed load, soak.rs).
+//! `cargo lambda watch --release`; compiles it first if needed), `soak` (a mixed load, soak.rs),
+//! `journal` (what an `Idempotency-Key` costs a stream, journal.rs).
 #![allow(
     clippy::print_stdout,
     clippy::print_stderr,
@@ -13,6 +14,7 @@
 )]
 
 mod client;
+mod journal;
 mod report;
 mod soak;
 
@@ -36,6 +38,7 @@ async fn main() -> ExitCode {
         "lambda-init" => report::lambda_init_table().await,
         "load" => report::load().await,
         "soak" => soak::soak().await,
+        "journal" => journal::journal().await,
         "all" => {
             async {
                 models().await?;
@@ -46,7 +49,7 @@ async fn main() -> ExitCode {
             .await
         }
         _ => Err(
-            "usage: bench report|lambda-init|load|soak|models|ratelimit|stream|websocket|bodies|all|stream-lambda".to_owned(),
+            "usage: bench report|lambda-init|load|soak|journal|models|ratelimit|stream|websocket|bodies|all|stream-lambda".to_owned(),
         ),
     };
     match result {

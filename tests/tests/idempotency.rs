@@ -275,3 +275,29 @@ async fn the_journal_expires() {
     assert!(later.headers().get("idempotent-replayed").is_none());
     assert_eq!(mock.received().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_journal_expires_in_the_table_too() {
+    let server = DynamoServer::start().unwrap();
+    let env = dynamo::table_env(&server, "journal-ttl").await.unwrap();
+    let mock = MockOpenRouter::start().await.unwrap();
+    let base = mock.base_url();
+    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.extend([
+        ("OPENROUTER_BASE_URL", base.as_str()),
+        ("OPENROUTER_API_KEY", KEY),
+        ("RATE_LIMIT_HASH_KEY", "shared-secret"),
+        ("IDEMPOTENCY_TTL_MS", "1000"),
+    ]);
+    let gateway = Gateway::start(&vars).await.unwrap();
+    let body = chat("Hello", false);
+    let key = [("idempotency-key", "short-lived")];
+    post(&reqwest::Client::new(), &gateway, &body, &key).await;
+    let again = post(&reqwest::Client::new(), &gateway, &body, &key).await;
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    // Past the record's expiry (whole seconds), whether or not TTL has swept it.
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let later = post(&reqwest::Client::new(), &gateway, &body, &key).await;
+    assert!(later.headers().get("idempotent-replayed").is_none());
+    assert_eq!(mock.received().len(), 2);
+}

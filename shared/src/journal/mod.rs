@@ -22,8 +22,16 @@ use tokio::sync::Notify;
 
 pub use dynamo::{DynamoJournal, calls};
 
+/// The longest a follower waits for an answer's end: past any stream's
+/// `STREAM_MAX_DURATION_MS` (15 minutes at most on AWS), so only an answer whose
+/// container died is given up on.
+pub const FOLLOW_MAX: Duration = Duration::from_secs(16 * 60);
 /// How often a follower on another container looks for more.
 pub const POLL: Duration = Duration::from_millis(250);
+/// The most of finished answers this process keeps when it is the whole journal (no
+/// table): past it the oldest are forgotten first, so keys with unique values cannot
+/// fill its memory.
+pub const MEMORY_BYTES: usize = 256 * 1024 * 1024;
 /// The most of one answer journaled; past it the answer still reaches its first
 /// client, but it can no longer be replayed or resumed.
 pub const MAX_BYTES: usize = 16 * 1024 * 1024;
@@ -179,6 +187,7 @@ impl Journal {
                 Claimed::Mismatch
             });
         }
+        forget_oldest(&mut live, MEMORY_BYTES);
         live.insert(
             scope.to_owned(),
             Arc::new(Live {
@@ -247,6 +256,7 @@ impl Journal {
         let local = journal.live(&scope);
         let state = Follow {
             next: after,
+            until: Some(Instant::now() + FOLLOW_MAX),
             ..Follow::default()
         };
         futures_util::stream::unfold(
@@ -267,6 +277,11 @@ impl Journal {
                                 return Some((piece, (journal, scope, local, state)));
                             }
                             Next::End => return None,
+                            Next::Wait
+                                if state.until.is_some_and(|until| Instant::now() >= until) =>
+                            {
+                                return None;
+                            }
                             Next::Wait => {}
                         }
                         let wait = async {
@@ -309,6 +324,28 @@ impl Journal {
     }
 }
 
+/// Forgets finished answers, oldest first, until those kept hold at most `budget` bytes.
+fn forget_oldest(live: &mut HashMap<String, Arc<Live>>, budget: usize) {
+    let size = |answer: &Live| *lock(&answer.bytes);
+    let mut kept: usize = live.values().map(|answer| size(answer)).sum();
+    if kept <= budget {
+        return;
+    }
+    let mut finished: Vec<(Instant, String, usize)> = live
+        .iter()
+        .filter(|(_, answer)| answer.meta().state != State::Running)
+        .map(|(scope, answer)| (answer.created, scope.clone(), size(answer)))
+        .collect();
+    finished.sort();
+    for (_, scope, bytes) in finished {
+        if kept <= budget {
+            break;
+        }
+        live.remove(&scope);
+        kept -= bytes;
+    }
+}
+
 /// Where a follower is.
 #[derive(Debug, Default)]
 pub struct Follow {
@@ -319,6 +356,8 @@ pub struct Follow {
     /// Pieces read from a stored chunk, not yet handed on.
     buffered: std::collections::VecDeque<Bytes>,
     ended: bool,
+    /// When it stops waiting ([`FOLLOW_MAX`]).
+    until: Option<Instant>,
 }
 
 enum Next {
@@ -514,6 +553,28 @@ mod tests {
             ]
         );
         assert_eq!(next, 2);
+    }
+
+    #[tokio::test]
+    async fn finished_answers_are_forgotten_oldest_first_past_the_budget() {
+        let journal = Arc::new(Journal::new(None, Duration::from_secs(60)));
+        for scope in ["a", "b", "c"] {
+            journal.claim(scope, "f", Kind::Json).await.unwrap();
+            let mut writer = journal
+                .writer(scope, "application/json".into(), vec![])
+                .await;
+            writer.push(Bytes::from(vec![b'x'; 100])).await;
+            if scope != "c" {
+                writer.end(State::Done).await;
+            }
+        }
+        forget_oldest(&mut lock(&journal.live), 150);
+        let kept: Vec<String> = {
+            let mut kept: Vec<String> = lock(&journal.live).keys().cloned().collect();
+            kept.sort();
+            kept
+        };
+        assert_eq!(kept, vec!["c".to_owned()], "the running one stays");
     }
 
     #[tokio::test]

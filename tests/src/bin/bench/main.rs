@@ -566,15 +566,16 @@ async fn first_content(
 }
 
 /// Memory for large request bodies: the gateway's peak RSS while `n` clients at once
-/// send 6 MB chat bodies (a field of 3 million empty arrays, which a JSON tree would
-/// make tens of bytes each), for n = 8 and for the in-flight cap.
+/// send 4.5 MB chat bodies, just under the body limit (a field of 1.5 million empty
+/// arrays, which a JSON tree would make tens of bytes each), for n = 8 and for the
+/// in-flight cap.
 async fn bodies() -> Result<(), String> {
     let mock = MockOpenRouter::start().await.map_err(|e| e.to_string())?;
     let base = mock.base_url();
     let binary = std::env::var_os("BENCH_GATEWAY")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| sibling("local-gateway"));
-    let padding = "[],".repeat(2_000_000);
+    let padding = "[],".repeat(1_500_000);
     let body = format!(
         r#"{{"model":"openai/gpt-4o","max_tokens":10,"messages":[{{"role":"user","content":"hi"}}],"x":[{}[]]}}"#,
         padding

@@ -192,6 +192,9 @@ pub(crate) fn answer(error: &ApiError, date: &[u8]) -> Bytes {
     answer.extend_from_slice(b"date: ");
     answer.extend_from_slice(date);
     answer.extend_from_slice(b"\r\n");
+    answer.extend_from_slice(b"x-request-id: ");
+    answer.extend_from_slice(llm_proxy_shared::request_id::made().as_bytes());
+    answer.extend_from_slice(b"\r\n");
     for (name, value) in &SECURITY_HEADERS {
         answer.extend_from_slice(name.as_str().as_bytes());
         answer.extend_from_slice(b": ");

@@ -13,6 +13,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::compression::CompressionLayer;
 use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove};
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+use tracing::Instrument;
+
+use crate::request_id;
 
 use crate::config::{Config, CorsOrigins};
 use crate::error::{ApiError, InternalError};
@@ -95,8 +98,9 @@ pub fn apply(router: Router, state: &AppState) -> Router {
         ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(CompressionLayer::new().compress_when(compress_when))
-        .layer(middleware::from_fn(access_log))
         .layer(cors(config))
+        // Outside CORS, so a preflight has its id and its line too.
+        .layer(middleware::from_fn(access_log))
         .layer(middleware::map_response(security_headers))
 }
 
@@ -195,14 +199,21 @@ async fn access_log(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     // MatchedPath is an Arc<str>: cloning it costs no allocation.
     let route = request.extensions().get::<MatchedPath>().cloned();
-    let response = next.run(request).await;
-    tracing::info!(
-        method = %method,
-        route = route.as_ref().map_or("unmatched", MatchedPath::as_str),
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "request"
-    );
+    let id = request_id::of(request.extensions());
+    // Every line the request logs carries its id.
+    let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
+    let mut response = next.run(request).instrument(span.clone()).await;
+    span.in_scope(|| {
+        tracing::info!(
+            request_id = id.to_str().unwrap_or_default(),
+            method = %method,
+            route = route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            status = response.status().as_u16(),
+            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            "request"
+        );
+    });
+    response.headers_mut().insert(request_id::REQUEST_ID, id);
     response
 }
 

@@ -46,6 +46,7 @@ pub mod openrouter;
 pub mod path_param;
 pub mod rate_limit;
 pub mod relay;
+pub mod request_id;
 pub mod routes;
 pub mod sse;
 pub mod state;

@@ -94,6 +94,7 @@ async fn request_heads_the_parser_refuses_are_refused_and_nothing_else_is_affect
             head.contains("\r\ncontent-type: application/json\r\n"),
             "{what}: {head}"
         );
+        assert!(head.contains("\r\nx-request-id: "), "{what}: {head}");
         assert_eq!(body["error"]["code"], status, "{what}: {body}");
         assert_eq!(body["error"]["type"], "validation", "{what}: {body}");
         assert_eq!(body["error"]["details"]["field"], field, "{what}: {body}");

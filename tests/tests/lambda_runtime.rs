@@ -78,6 +78,11 @@ async fn inference_and_health_answer_api_gateway_events() {
         response_header(&health, "x-content-type-options").as_deref(),
         Some("nosniff")
     );
+    // API Gateway's own request id, as in its logs.
+    assert_eq!(
+        response_header(&health, "x-request-id").as_deref(),
+        Some("c6af9ac6-7b61-11e6-9a41-93e8deadbeef")
+    );
 
     let answer =
         tokio::task::block_in_place(|| watch.invoke("inference", "inference-chat.json")).unwrap();

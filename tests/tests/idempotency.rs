@@ -217,16 +217,12 @@ async fn resumed_on(first: &Gateway, second: &Gateway, mock: &MockOpenRouter, ke
     );
 }
 
-#[tokio::test]
-async fn a_dropped_stream_resumes_after_its_last_event_id() {
-    let (mock, gateway) = gateway_with_mock(&[("OPENROUTER_API_KEY", KEY)])
-        .await
-        .unwrap();
-    resumed_on(&gateway, &gateway, &mock, "story-1").await;
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn a_resume_on_another_gateway_follows_the_live_generation() {
+/// `count` gateways counting (and journaling) in one moto_server table, with `extra`
+/// settings, and the mock they share.
+async fn sharing_a_table(
+    extra: &[(&str, &str)],
+    count: usize,
+) -> (DynamoServer, MockOpenRouter, Vec<Gateway>) {
     let server = DynamoServer::start().unwrap();
     let env = dynamo::table_env(&server, "journal").await.unwrap();
     let mock = MockOpenRouter::start().await.unwrap();
@@ -237,9 +233,27 @@ async fn a_resume_on_another_gateway_follows_the_live_generation() {
         ("OPENROUTER_API_KEY", KEY),
         ("RATE_LIMIT_HASH_KEY", "shared-secret"),
     ]);
-    let first = Gateway::start(&vars).await.unwrap();
-    let second = Gateway::start(&vars).await.unwrap();
-    resumed_on(&first, &second, &mock, "story-2").await;
+    vars.extend_from_slice(extra);
+    let mut gateways = Vec::new();
+    for _ in 0..count {
+        gateways.push(Gateway::start(&vars).await.unwrap());
+    }
+    (server, mock, gateways)
+}
+
+#[tokio::test]
+async fn a_dropped_stream_resumes_after_its_last_event_id() {
+    let (mock, gateway) = gateway_with_mock(&[("OPENROUTER_API_KEY", KEY)])
+        .await
+        .unwrap();
+    resumed_on(&gateway, &gateway, &mock, "story-1").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_on_another_gateway_follows_the_live_generation() {
+    let (_server, mock, gateways) = sharing_a_table(&[], 2).await;
+    let (first, second) = (&gateways[0], &gateways[1]);
+    resumed_on(first, second, &mock, "story-2").await;
 
     // A JSON answer kept in the table is replayed by either gateway, the first too
     // (its memory holds only answers being made).
@@ -247,12 +261,12 @@ async fn a_resume_on_another_gateway_follows_the_live_generation() {
     let client = client_at("127.0.8.4");
     let body = chat("Hello from the table", false);
     let key = [("idempotency-key", "json-2")];
-    let answer = post(&client, &first, &body, &key)
+    let answer = post(&client, first, &body, &key)
         .await
         .bytes()
         .await
         .unwrap();
-    for gateway in [&second, &first] {
+    for gateway in [second, first] {
         let again = post(&client, gateway, &body, &key).await;
         assert_eq!(again.headers()["idempotent-replayed"], "true");
         assert_eq!(again.bytes().await.unwrap(), answer);
@@ -278,26 +292,16 @@ async fn the_journal_expires() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_journal_expires_in_the_table_too() {
-    let server = DynamoServer::start().unwrap();
-    let env = dynamo::table_env(&server, "journal-ttl").await.unwrap();
-    let mock = MockOpenRouter::start().await.unwrap();
-    let base = mock.base_url();
-    let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    vars.extend([
-        ("OPENROUTER_BASE_URL", base.as_str()),
-        ("OPENROUTER_API_KEY", KEY),
-        ("RATE_LIMIT_HASH_KEY", "shared-secret"),
-        ("IDEMPOTENCY_TTL_MS", "1000"),
-    ]);
-    let gateway = Gateway::start(&vars).await.unwrap();
+    let (_server, mock, gateways) = sharing_a_table(&[("IDEMPOTENCY_TTL_MS", "1000")], 1).await;
+    let gateway = &gateways[0];
     let body = chat("Hello", false);
     let key = [("idempotency-key", "short-lived")];
-    post(&reqwest::Client::new(), &gateway, &body, &key).await;
-    let again = post(&reqwest::Client::new(), &gateway, &body, &key).await;
+    post(&reqwest::Client::new(), gateway, &body, &key).await;
+    let again = post(&reqwest::Client::new(), gateway, &body, &key).await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     // Past the record's expiry (whole seconds), whether or not TTL has swept it.
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let later = post(&reqwest::Client::new(), &gateway, &body, &key).await;
+    let later = post(&reqwest::Client::new(), gateway, &body, &key).await;
     assert!(later.headers().get("idempotent-replayed").is_none());
     assert_eq!(mock.received().len(), 2);
 }

@@ -66,8 +66,6 @@ pub struct Meta {
     pub content_type: String,
     /// OpenRouter's headers passed back (the generation id, the cache's).
     pub headers: Vec<(String, String)>,
-    /// Pieces kept so far.
-    pub pieces: u64,
     /// Unix ms of the last change, to tell an abandoned answer from a slow one.
     pub updated_ms: u64,
 }
@@ -161,7 +159,6 @@ impl Journal {
             state: State::Running,
             content_type: String::new(),
             headers: Vec::new(),
-            pieces: 0,
             updated_ms: now_ms(),
         };
         let existing = match self.live(scope) {
@@ -171,21 +168,19 @@ impl Journal {
                 None => None,
             },
         };
-        if let Some(existing) = existing {
-            return Ok(if existing.fingerprint == fingerprint {
-                Claimed::Existing(existing)
+        let verdict = |held: Meta| {
+            if held.fingerprint == fingerprint {
+                Claimed::Existing(held)
             } else {
                 Claimed::Mismatch
-            });
+            }
+        };
+        if let Some(existing) = existing {
+            return Ok(verdict(existing));
         }
         let mut live = lock(&self.live);
         if let Some(raced) = live.get(scope) {
-            let raced = raced.meta();
-            return Ok(if raced.fingerprint == fingerprint {
-                Claimed::Existing(raced)
-            } else {
-                Claimed::Mismatch
-            });
+            return Ok(verdict(raced.meta()));
         }
         forget_oldest(&mut live, MEMORY_BYTES);
         live.insert(
@@ -217,23 +212,38 @@ impl Journal {
         }
     }
 
-    /// A writer for the answer claimed under `scope`, once its headers are known.
-    pub async fn writer(
+    /// A writer for the answer of `kind` claimed under `scope`, once its headers are
+    /// known.
+    pub fn writer(
         self: &Arc<Self>,
         scope: &str,
+        kind: Kind,
         content_type: String,
         headers: Vec<(String, String)>,
     ) -> Writer {
         let live = self.live(scope);
-        if let Some(live) = &live {
-            let mut meta = lock(&live.meta);
-            meta.content_type = content_type;
-            meta.headers = headers;
-            meta.updated_ms = now_ms();
-        }
+        let meta = match &live {
+            Some(live) => {
+                let mut meta = lock(&live.meta);
+                meta.content_type = content_type;
+                meta.headers = headers;
+                meta.updated_ms = now_ms();
+                meta.clone()
+            }
+            // Expired while it was made: nothing is kept, but its client is answered.
+            None => Meta {
+                fingerprint: String::new(),
+                kind,
+                state: State::Running,
+                content_type,
+                headers,
+                updated_ms: now_ms(),
+            },
+        };
         Writer {
             journal: self.clone(),
             scope: scope.to_owned(),
+            meta,
             live,
             pending: Vec::new(),
             pending_bytes: 0,
@@ -390,6 +400,8 @@ fn next_local(live: &Live, state: &mut Follow) -> Next {
 pub struct Writer {
     journal: Arc<Journal>,
     scope: String,
+    /// The record, as written with each chunk.
+    meta: Meta,
     live: Option<Arc<Live>>,
     pending: Vec<Bytes>,
     pending_bytes: usize,
@@ -402,6 +414,11 @@ pub struct Writer {
 const CHUNK_BYTES: usize = 96 * 1024;
 
 impl Writer {
+    /// The answer's record.
+    pub fn meta(&self) -> &Meta {
+        &self.meta
+    }
+
     pub async fn push(&mut self, piece: Bytes) {
         if self.overflow {
             return;
@@ -421,7 +438,6 @@ impl Writer {
                 return;
             }
             lock(&live.pieces).push(piece.clone());
-            lock(&live.meta).pieces += 1;
             live.changed.notify_waiters();
         }
         if self.journal.dynamo.is_some() {
@@ -443,12 +459,11 @@ impl Writer {
         let Some(dynamo) = &self.journal.dynamo else {
             return;
         };
+        if self.live.is_none() {
+            return;
+        }
         let pieces = std::mem::take(&mut self.pending);
         self.pending_bytes = 0;
-        let meta = match &self.live {
-            Some(live) => live.meta(),
-            None => return,
-        };
         let written = dynamo
             .write(
                 self.journal.keep,
@@ -458,9 +473,8 @@ impl Writer {
                 &pieces,
                 &Meta {
                     state,
-                    pieces: self.flushed_pieces + pieces.len() as u64,
                     updated_ms: now_ms(),
-                    ..meta
+                    ..self.meta.clone()
                 },
             )
             .await;
@@ -500,7 +514,8 @@ pub fn number_events(events: &[u8], next: &mut u64) -> Vec<Bytes> {
     let mut numbered = Vec::new();
     let mut start = 0;
     while start < events.len() {
-        let end = first_event_end(&events[start..]).map_or(events.len(), |e| start + e);
+        let end = crate::sse::events::first_event_end(&events[start..])
+            .map_or(events.len(), |e| start + e);
         let event = &events[start..end];
         start = end;
         let is_comment = event
@@ -517,21 +532,6 @@ pub fn number_events(events: &[u8], next: &mut u64) -> Vec<Bytes> {
         numbered.push(Bytes::from(piece));
     }
     numbered
-}
-
-/// Where the first event in `events` ends (just past its blank line).
-fn first_event_end(events: &[u8]) -> Option<usize> {
-    let mut i = 0;
-    while i + 1 < events.len() {
-        if events[i] == b'\n' && events[i + 1] == b'\n' {
-            return Some(i + 2);
-        }
-        if events[i] == b'\n' && events[i + 1] == b'\r' && events.get(i + 2) == Some(&b'\n') {
-            return Some(i + 3);
-        }
-        i += 1;
-    }
-    None
 }
 
 #[cfg(test)]
@@ -560,9 +560,7 @@ mod tests {
         let journal = Arc::new(Journal::new(None, Duration::from_secs(60)));
         for scope in ["a", "b", "c"] {
             journal.claim(scope, "f", Kind::Json).await.unwrap();
-            let mut writer = journal
-                .writer(scope, "application/json".into(), vec![])
-                .await;
+            let mut writer = journal.writer(scope, Kind::Json, "application/json".into(), vec![]);
             writer.push(Bytes::from(vec![b'x'; 100])).await;
             if scope != "c" {
                 writer.end(State::Done).await;
@@ -592,9 +590,7 @@ mod tests {
             journal.claim("s", "f", Kind::Sse).await.unwrap(),
             Claimed::Existing(_)
         ));
-        let mut writer = journal
-            .writer("s", "text/event-stream".into(), vec![])
-            .await;
+        let mut writer = journal.writer("s", Kind::Sse, "text/event-stream".into(), vec![]);
         writer.push(Bytes::from_static(b"a")).await;
         let follower = journal.follow("s", 0, None);
         let later = journal.follow("s", 1, None);

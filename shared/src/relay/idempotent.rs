@@ -160,50 +160,23 @@ async fn first(
         };
         match answer {
             Answer::Complete(completion) => {
-                let mut writer = journal
-                    .writer(
-                        &scope,
-                        "application/json".into(),
-                        pairs(&completion.headers),
-                    )
-                    .await;
+                let headers = pairs(&completion.headers);
+                let mut writer = journal.writer(&scope, kind, "application/json".into(), headers);
                 writer.push(completion.body.clone()).await;
                 writer.end(State::Done).await;
                 let _gone = answered.send(Ok(Answer::Complete(completion).into_response()));
             }
             Answer::Stream(streamed) => {
                 let headers = pairs(&streamed.headers);
-                let mut writer = journal
-                    .writer(&scope, "text/event-stream".into(), headers.clone())
-                    .await;
-                let meta = Meta {
-                    fingerprint: String::new(),
-                    kind,
-                    state: State::Running,
-                    content_type: "text/event-stream".into(),
-                    headers,
-                    pieces: 0,
-                    updated_ms: 0,
-                };
-                let _gone = answered.send(Ok(follow(&app, &scope, &meta, 0, false)));
+                let mut writer = journal.writer(&scope, kind, "text/event-stream".into(), headers);
+                let _gone = answered.send(Ok(follow(&app, &scope, writer.meta(), 0, false)));
                 journal_events(streamed.relay, end, &mut writer).await;
             }
             Answer::Media(media) => {
                 let content_type = media.content_type.to_str().unwrap_or_default().to_owned();
                 let headers = pairs(&media.headers);
-                let mut writer = journal
-                    .writer(&scope, content_type.clone(), headers.clone())
-                    .await;
-                let meta = Meta {
-                    fingerprint: String::new(),
-                    kind,
-                    state: State::Running,
-                    content_type,
-                    headers,
-                    pieces: 0,
-                    updated_ms: 0,
-                };
-                let _gone = answered.send(Ok(follow(&app, &scope, &meta, 0, false)));
+                let mut writer = journal.writer(&scope, kind, content_type, headers);
+                let _gone = answered.send(Ok(follow(&app, &scope, writer.meta(), 0, false)));
                 let mut body = media.body.into_data_stream();
                 while let Some(Ok(chunk)) = body.next().await {
                     writer.push(chunk).await;

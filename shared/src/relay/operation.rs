@@ -103,91 +103,78 @@ impl Operation {
 
 use crate::validation::CHAT_OUTPUT_TOKENS as CHAT_TOKENS;
 
+/// What most rows share; each row names only where it differs.
+const DEFAULTS: Operation = Operation {
+    name: "",
+    path: "",
+    upstream: "",
+    answering: Answering::AsAsked,
+    body: BodyRules::Requires(&[]),
+    input: "",
+    output: Output::InputOnly,
+    stream_end: StreamEnd::ErrorData,
+    encoding: Encoding::Json,
+    input_kind: InputKind::Text,
+    cacheable: false,
+    fallbacks: true,
+};
+
+/// The three chat routes differ only in path and in how they answer.
+const CHAT: Operation = Operation {
+    name: "chat",
+    upstream: "/chat/completions",
+    body: BodyRules::Chat,
+    input: "messages",
+    output: Output::Capped(CHAT_TOKENS),
+    cacheable: true,
+    ..DEFAULTS
+};
+
 /// Every inference operation. `routes::INFERENCE_PATHS` is made from it.
 pub static OPERATIONS: [Operation; 11] = [
     Operation {
-        name: "chat",
         path: routes::INFERENCE,
-        upstream: "/chat/completions",
         answering: Answering::Json,
-        body: BodyRules::Chat,
-        input: "messages",
-        output: Output::Capped(CHAT_TOKENS),
-        stream_end: StreamEnd::ErrorData,
-        encoding: Encoding::Json,
-        input_kind: InputKind::Text,
-        cacheable: true,
-        fallbacks: true,
+        ..CHAT
     },
     Operation {
-        name: "chat",
         path: routes::INFERENCE_STREAM,
-        upstream: "/chat/completions",
         answering: Answering::Sse,
-        body: BodyRules::Chat,
-        input: "messages",
-        output: Output::Capped(CHAT_TOKENS),
-        stream_end: StreamEnd::ErrorData,
-        encoding: Encoding::Json,
-        input_kind: InputKind::Text,
-        cacheable: true,
-        fallbacks: true,
+        ..CHAT
     },
     Operation {
-        name: "chat",
         path: routes::CHAT_COMPLETIONS,
-        upstream: "/chat/completions",
-        answering: Answering::AsAsked,
-        body: BodyRules::Chat,
-        input: "messages",
-        output: Output::Capped(CHAT_TOKENS),
-        stream_end: StreamEnd::ErrorData,
-        encoding: Encoding::Json,
-        input_kind: InputKind::Text,
-        cacheable: true,
-        fallbacks: true,
+        ..CHAT
     },
     Operation {
         name: "responses",
         path: routes::RESPONSES,
         upstream: "/responses",
-        answering: Answering::AsAsked,
-        body: BodyRules::Requires(&[]),
         input: "input",
         output: Output::Capped(&["max_output_tokens"]),
         stream_end: StreamEnd::ResponseFailed,
-        encoding: Encoding::Json,
-        input_kind: InputKind::Text,
         cacheable: true,
-        fallbacks: true,
+        ..DEFAULTS
     },
     Operation {
         name: "messages",
         path: routes::MESSAGES,
         upstream: "/messages",
-        answering: Answering::AsAsked,
         body: BodyRules::Requires(&["messages"]),
         input: "messages",
         output: Output::Capped(&["max_tokens"]),
         stream_end: StreamEnd::Anthropic,
-        encoding: Encoding::Json,
-        input_kind: InputKind::Text,
         cacheable: true,
-        fallbacks: true,
+        ..DEFAULTS
     },
     Operation {
         name: "completions",
         path: routes::COMPLETIONS,
         upstream: "/completions",
-        answering: Answering::AsAsked,
         body: BodyRules::Requires(&["prompt"]),
         input: "prompt",
         output: Output::Capped(&["max_tokens"]),
-        stream_end: StreamEnd::ErrorData,
-        encoding: Encoding::Json,
-        input_kind: InputKind::Text,
-        cacheable: false,
-        fallbacks: true,
+        ..DEFAULTS
     },
     Operation {
         name: "embeddings",
@@ -196,12 +183,8 @@ pub static OPERATIONS: [Operation; 11] = [
         answering: Answering::Json,
         body: BodyRules::Requires(&["input"]),
         input: "input",
-        output: Output::InputOnly,
-        stream_end: StreamEnd::ErrorData,
-        encoding: Encoding::Json,
-        input_kind: InputKind::Text,
         cacheable: true,
-        fallbacks: true,
+        ..DEFAULTS
     },
     Operation {
         name: "rerank",
@@ -210,26 +193,16 @@ pub static OPERATIONS: [Operation; 11] = [
         answering: Answering::Json,
         body: BodyRules::Requires(&["query", "documents"]),
         input: "documents",
-        output: Output::InputOnly,
-        stream_end: StreamEnd::ErrorData,
-        encoding: Encoding::Json,
-        input_kind: InputKind::Text,
-        cacheable: false,
-        fallbacks: true,
+        ..DEFAULTS
     },
     Operation {
         name: "images",
         path: routes::IMAGES,
         upstream: "/images",
-        answering: Answering::AsAsked,
         body: BodyRules::Requires(&["prompt"]),
         input: "prompt",
         output: Output::Uncapped,
-        stream_end: StreamEnd::ErrorData,
-        encoding: Encoding::Json,
-        input_kind: InputKind::Text,
-        cacheable: false,
-        fallbacks: true,
+        ..DEFAULTS
     },
     Operation {
         name: "speech",
@@ -239,11 +212,8 @@ pub static OPERATIONS: [Operation; 11] = [
         body: BodyRules::Requires(&["input"]),
         input: "input",
         output: Output::Uncapped,
-        stream_end: StreamEnd::ErrorData,
-        encoding: Encoding::Json,
-        input_kind: InputKind::Text,
-        cacheable: false,
         fallbacks: false,
+        ..DEFAULTS
     },
     Operation {
         name: "transcriptions",
@@ -253,11 +223,10 @@ pub static OPERATIONS: [Operation; 11] = [
         body: BodyRules::Requires(&["input_audio"]),
         input: "input_audio",
         output: Output::Uncapped,
-        stream_end: StreamEnd::ErrorData,
         encoding: Encoding::JsonOrForm,
         input_kind: InputKind::Audio,
-        cacheable: false,
         fallbacks: false,
+        ..DEFAULTS
     },
 ];
 

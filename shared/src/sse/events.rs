@@ -1,23 +1,34 @@
 //! SSE framing: where events end, whether they are well formed, and what data they
 //! carry.
 
+/// Where an event ends if its blank line starts at `i` (just past that blank line).
+fn blank_line_end(buffer: &[u8], i: usize) -> Option<usize> {
+    match (buffer.get(i), buffer.get(i + 1), buffer.get(i + 2)) {
+        (Some(b'\n'), Some(b'\n'), _) => Some(i + 2),
+        (Some(b'\n'), Some(b'\r'), Some(b'\n')) => Some(i + 3),
+        _ => None,
+    }
+}
+
 /// Where the last complete event in `buffer` ends (just past its blank line).
 pub fn last_event_end(buffer: &[u8], scan_from: usize) -> Option<usize> {
     let mut end = None;
     let mut i = scan_from;
     while i + 1 < buffer.len() {
-        if buffer[i] == b'\n' && buffer[i + 1] == b'\n' {
-            end = Some(i + 2);
-            i += 2;
-        } else if buffer[i] == b'\n' && buffer[i + 1] == b'\r' && buffer.get(i + 2) == Some(&b'\n')
-        {
-            end = Some(i + 3);
-            i += 3;
-        } else {
-            i += 1;
+        match blank_line_end(buffer, i) {
+            Some(past) => {
+                end = Some(past);
+                i = past;
+            }
+            None => i += 1,
         }
     }
     end
+}
+
+/// Where the first event in `events` ends (just past its blank line).
+pub fn first_event_end(events: &[u8]) -> Option<usize> {
+    (0..events.len()).find_map(|i| blank_line_end(events, i))
 }
 
 /// Checks complete events line by line: fields, comments, and `data:` that is JSON or

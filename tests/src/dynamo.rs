@@ -3,6 +3,7 @@
 //! test and stopped when dropped — through `tests/dynamodb_server.py`, which serves one
 //! request at a time as DynamoDB's per-item atomicity needs. Also a counting proxy.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -171,6 +172,8 @@ struct ProxyState {
     upstream: String,
     http: reqwest::Client,
     counts: Mutex<Vec<String>>,
+    /// Writes (`UpdateItem`, `PutItem`, `DeleteItem`) per partition key.
+    writes: Mutex<HashMap<String, usize>>,
     mode: Mutex<ProxyMode>,
     total: AtomicUsize,
 }
@@ -191,6 +194,7 @@ impl CountingProxy {
             upstream: upstream.to_owned(),
             http: reqwest::Client::new(),
             counts: Mutex::new(Vec::new()),
+            writes: Mutex::new(HashMap::new()),
             mode: Mutex::new(ProxyMode::Forward),
             total: AtomicUsize::new(0),
         });
@@ -225,6 +229,26 @@ impl CountingProxy {
     pub fn total(&self) -> usize {
         self.state.total.load(Ordering::SeqCst)
     }
+
+    /// Writes so far per item (its partition key).
+    pub fn writes_per_item(&self) -> HashMap<String, usize> {
+        self.state
+            .writes
+            .lock()
+            .map(|w| w.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// The partition key a single-item write names (`Key` or `Item`).
+fn written_item(operation: &str, body: &[u8]) -> Option<String> {
+    let field = match operation {
+        "UpdateItem" | "DeleteItem" => "Key",
+        "PutItem" => "Item",
+        _ => return None,
+    };
+    let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    body[field][PARTITION_KEY]["S"].as_str().map(str::to_owned)
 }
 
 impl Drop for CountingProxy {
@@ -244,7 +268,7 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
         .unwrap_or("?")
         .to_owned();
     if let Ok(mut counts) = state.counts.lock() {
-        counts.push(operation);
+        counts.push(operation.clone());
     }
     let mode = state.mode.lock().map(|m| *m).unwrap_or(ProxyMode::Forward);
     if mode == ProxyMode::Hang {
@@ -253,6 +277,11 @@ async fn forward(State(state): State<Arc<ProxyState>>, request: Request) -> Resp
     let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
         return StatusCode::BAD_REQUEST.into_response();
     };
+    if let Some(item) = written_item(&operation, &body)
+        && let Ok(mut writes) = state.writes.lock()
+    {
+        *writes.entry(item).or_default() += 1;
+    }
     let url = format!(
         "{}{}",
         state.upstream,

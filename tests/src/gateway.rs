@@ -70,10 +70,8 @@ impl Gateway {
         let limits = &config.rate_limits;
         let rate_limiter = match (&limits.table, lookup("AWS_ENDPOINT_URL_DYNAMODB")) {
             (Some(table), Some(endpoint)) => {
-                let client = DynamoStore::tuned(
-                    crate::dynamo::config_for(&endpoint),
-                    llm_proxy_shared::rate_limit::DEFAULT_BUDGET,
-                );
+                let client =
+                    DynamoStore::tuned(crate::dynamo::config_for(&endpoint), limits.store_timeout);
                 RateLimiter::with_store(Store::Dynamo(DynamoStore::new(client, table)), limits)
             }
             _ => RateLimiter::from_config(limits).await,

@@ -195,6 +195,8 @@ pub struct RateLimitConfig {
     pub table: Option<String>,
     pub hash_key: Option<Secret>,
     pub fail_mode: FailMode,
+    /// How long a request waits for the counter store before `fail_mode` applies.
+    pub store_timeout: Duration,
     /// What one client may spend per window, in USD; 0 turns the budget off.
     pub spend_limit_usd: f64,
     /// What the proxy may spend per UTC day, in USD; 0 turns the budget off.
@@ -354,6 +356,7 @@ impl Config {
                         ("closed", FailMode::Closed),
                     ],
                 )?,
+                store_timeout: env.millis("RATE_LIMIT_STORE_TIMEOUT_MS", 150)?,
                 spend_limit_usd: env.dollars("SPEND_LIMIT_USD", 0.50)?,
                 spend_limit_global_usd_per_day: env
                     .dollars("SPEND_LIMIT_GLOBAL_USD_PER_DAY", 25.0)?,
@@ -514,6 +517,10 @@ mod tests {
         assert_eq!(c.catalog.ttl, Duration::from_secs(300));
         assert_eq!(c.cors, CorsOrigins::Any);
         assert_eq!(c.rate_limits.fail_mode, FailMode::Local);
+        assert_eq!(
+            c.rate_limits.store_timeout,
+            crate::rate_limit::DEFAULT_BUDGET
+        );
         assert_eq!(c.guard.max_tokens_cap, 4096);
         assert!((c.rate_limits.spend_limit_usd - 0.5).abs() < 1e-9);
         assert!((c.rate_limits.spend_limit_global_usd_per_day - 25.0).abs() < 1e-9);

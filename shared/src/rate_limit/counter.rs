@@ -57,4 +57,7 @@ pub enum StoreError {
     DynamoDb(#[source] Box<aws_sdk_dynamodb::Error>),
     #[error("the DynamoDB request could not be built")]
     Request(#[source] aws_sdk_dynamodb::error::BuildError),
+    /// A sum missing some of its items would count too few: taken as a failure.
+    #[error("DynamoDB left {0} of the items to sum unread")]
+    Unread(usize),
 }

@@ -236,7 +236,7 @@ impl DynamoStore {
     }
 
     /// The sum of the tallies of `keys` (at most 100: one `BatchGetItem`); a key with
-    /// no item counts 0.
+    /// no item counts 0, a key DynamoDB left unprocessed fails the sum.
     pub async fn sum(&self, keys: &[String]) -> Result<i64, StoreError> {
         let mut wanted = KeysAndAttributes::builder()
             .projection_expression("#n")
@@ -255,6 +255,14 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| StoreError::DynamoDb(Box::new(e.into())))?;
+        let unread = output
+            .unprocessed_keys
+            .as_ref()
+            .and_then(|tables| tables.get(&self.table))
+            .map_or(0, |left| left.keys().len());
+        if unread > 0 {
+            return Err(StoreError::Unread(unread));
+        }
         let items = output
             .responses
             .and_then(|mut tables| tables.remove(&self.table))

@@ -37,8 +37,9 @@ use crate::client_ip::ClientIp;
 use crate::config::{FailMode, RateLimitConfig};
 use crate::error::{ApiError, Chain};
 
-/// How long a counter call may take before the fail mode decides: a rate limiter
-/// that makes every request slow is a failure of its own.
+/// How long a counter call may take before the fail mode decides, unless
+/// `RATE_LIMIT_STORE_TIMEOUT_MS` says otherwise: a rate limiter that makes every
+/// request slow is a failure of its own.
 pub const DEFAULT_BUDGET: Duration = Duration::from_millis(150);
 
 /// Expired items linger this long past their window for DynamoDB's TTL sweep.
@@ -126,7 +127,7 @@ impl RateLimiter {
             day_budget: micros(config.spend_limit_global_usd_per_day),
             day: spend::DaySlice::default(),
             fail_mode: config.fail_mode,
-            budget: DEFAULT_BUDGET,
+            budget: config.store_timeout,
             clock: Arc::new(system_clock_ms),
         }
     }
@@ -136,7 +137,7 @@ impl RateLimiter {
     pub async fn from_config(config: &RateLimitConfig) -> Self {
         match &config.table {
             Some(table) => {
-                let store = DynamoStore::from_env(table.clone(), DEFAULT_BUDGET).await;
+                let store = DynamoStore::from_env(table.clone(), config.store_timeout).await;
                 Self::with_store(Store::Dynamo(store), config)
             }
             None => Self::with_store(Store::Memory(MemoryStore::default()), config),

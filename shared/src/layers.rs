@@ -213,7 +213,11 @@ async fn access_log(request: Request, next: Next) -> Response {
             "request"
         );
     });
-    response.headers_mut().insert(request_id::REQUEST_ID, id);
+    // A handler that answered under an id of its own (the WebSocket emulation's
+    // `$connect`, whose log lines carry that event's id) keeps it.
+    if !response.headers().contains_key(request_id::REQUEST_ID) {
+        response.headers_mut().insert(request_id::REQUEST_ID, id);
+    }
     response
 }
 

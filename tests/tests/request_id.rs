@@ -11,8 +11,12 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use std::time::Duration;
+
+use llm_proxy_tests::ws::{WsClient, tungstenite};
 use llm_proxy_tests::{Gateway, client_at, gateway_with_mock};
 use serde_json::{Value, json};
+use tungstenite::Message;
 
 /// Log lines, as the JSON layer writes them.
 #[derive(Clone, Default)]
@@ -101,6 +105,12 @@ async fn every_answer_names_its_request_and_its_log_line_does_too() {
         .unwrap();
     assert_eq!(unavailable.status(), 503);
     ids.push(id_of(&unavailable));
+    // Over WebSocket: a refused message's error carries its request's id.
+    let mut socket = WsClient::connect(&gateway.ws_url()).await.unwrap();
+    socket.send_raw(Message::text("{not json")).await.unwrap();
+    let error = socket.message(Duration::from_secs(10)).await;
+    assert_eq!(error["type"], "error", "{error}");
+    let ws_id = error["request_id"].as_str().unwrap().to_owned();
     let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
     assert_eq!(distinct.len(), ids.len(), "{ids:?}");
 
@@ -114,4 +124,12 @@ async fn every_answer_names_its_request_and_its_log_line_does_too() {
             });
         assert!(line.is_some(), "no log line for {id}:\n{logged}");
     }
+    let refused = logged
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .find(|line| {
+            line["fields"]["message"] == "message refused"
+                && line["span"]["request_id"] == ws_id.as_str()
+        });
+    assert!(refused.is_some(), "no log line for {ws_id}:\n{logged}");
 }

@@ -234,6 +234,7 @@ async fn every_error_is_a_message_and_the_connection_stays_usable() {
             None,
         ),
     ];
+    let mut request_ids = std::collections::BTreeSet::new();
     for (sent, id, status, kind, field) in cases {
         client.send_raw(sent).await.unwrap();
         if status == 0 {
@@ -246,6 +247,11 @@ async fn every_error_is_a_message_and_the_connection_stays_usable() {
         assert_eq!(error.get("id").and_then(Value::as_str), id, "{error}");
         assert_eq!(error["error"]["code"], status, "{error}");
         assert_eq!(error["error"]["type"], kind, "{error}");
+        // Each error names its message for the logs, whether `$default` or the worker
+        // (the `up` case: OpenRouter's refusal) sent it.
+        let request_id = error["request_id"].as_str().unwrap_or_default().to_owned();
+        assert!(!request_id.is_empty(), "{error}");
+        assert!(request_ids.insert(request_id), "an id used twice: {error}");
         if let Some(field) = field {
             assert_eq!(error["error"]["details"]["field"], field, "{error}");
         }
@@ -292,6 +298,7 @@ async fn the_sixth_connection_in_a_minute_is_refused() {
         Err(tungstenite::Error::Http(response)) => {
             assert_eq!(response.status(), 429);
             assert!(response.headers().get("retry-after").is_some());
+            assert!(response.headers().get("x-request-id").is_some());
             let body: Value = serde_json::from_slice(response.body().as_deref().unwrap()).unwrap();
             assert_eq!(body["error"]["type"], "rate_limit");
         }

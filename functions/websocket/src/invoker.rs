@@ -30,6 +30,10 @@ pub struct Job {
     pub data: Box<RawValue>,
     /// What `$default` reserved for it, which the worker settles.
     pub reserved: Reserved,
+    /// The id of the client message (API Gateway's request id), in the worker's log
+    /// lines and error messages as in `$default`'s.
+    #[serde(default)]
+    pub request_id: String,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -19,6 +19,7 @@ use std::sync::Arc;
 use lambda_http::aws_lambda_events::apigw::ApiGatewayWebsocketProxyRequest;
 use llm_proxy_shared::AppState;
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 pub use connections::{Connections, PostError};
 pub use invoker::{InvokeError, Invoker, JOB_KEY, Job};
@@ -49,10 +50,15 @@ impl WebSocketApp {
 
     /// Handles one event and returns what the integration answers API Gateway
     /// (`{"statusCode": ...}`; only `$connect`'s status reaches the client).
+    /// Every log line of an event carries the client message's `request_id` (the id its
+    /// error messages carry) in its span.
     pub async fn handle(&self, event: Value) -> Value {
         if let Some(job) = event.get(JOB_KEY) {
             match serde_json::from_value::<Job>(job.clone()) {
-                Ok(job) => worker::run(self, job).await,
+                Ok(job) => {
+                    let span = tracing::info_span!("request", request_id = %job.request_id);
+                    worker::run(self, job).instrument(span).await;
+                }
                 Err(error) => tracing::error!(%error, "unreadable worker event"),
             }
             return json!({});
@@ -64,11 +70,17 @@ impl WebSocketApp {
                 return json!({"statusCode": 400});
             }
         };
-        match request.request_context.route_key.as_deref() {
-            Some("$connect") => routes::connect(self, &request).await,
-            Some("$disconnect") => routes::disconnect(self, &request).await,
-            _ => routes::message(self, &request).await,
+        let request_id = routes::request_id(&request);
+        let span = tracing::info_span!("request", request_id = %request_id);
+        async {
+            match request.request_context.route_key.as_deref() {
+                Some("$connect") => routes::connect(self, &request, &request_id).await,
+                Some("$disconnect") => routes::disconnect(self, &request).await,
+                _ => routes::message(self, &request, &request_id).await,
+            }
         }
+        .instrument(span)
+        .await
     }
 
     /// Where to send a job's replies: the configured endpoint, else the one `$default`

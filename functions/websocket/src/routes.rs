@@ -28,10 +28,18 @@ fn client_ip(request: &ApiGatewayWebsocketProxyRequest) -> Result<ClientIp, ApiE
         .ok_or(ApiError::Internal(InternalError::NoClientAddress))
 }
 
+/// API Gateway's id of this event (made here when it has none, as locally it always has).
+pub fn request_id(request: &ApiGatewayWebsocketProxyRequest) -> String {
+    match &request.request_context.request_id {
+        Some(id) if !id.is_empty() => id.clone(),
+        _ => String::from_utf8_lossy(llm_proxy_shared::request_id::made().as_bytes()).into_owned(),
+    }
+}
+
 /// The answer refusing a connection: the error's status (429 or 503), its body, and
 /// `Retry-After` when it has one.
-fn refuse(error: &ApiError) -> Value {
-    let mut headers = json!({"Content-Type": "application/json"});
+fn refuse(error: &ApiError, request_id: &str) -> Value {
+    let mut headers = json!({"Content-Type": "application/json", "X-Request-Id": request_id});
     if let ApiError::RateLimited {
         retry_after_secs, ..
     } = error
@@ -43,10 +51,14 @@ fn refuse(error: &ApiError) -> Value {
 }
 
 /// `$connect`: the client's connection limit, then the cap on open connections.
-pub async fn connect(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyRequest) -> Value {
+pub async fn connect(
+    app: &WebSocketApp,
+    request: &ApiGatewayWebsocketProxyRequest,
+    request_id: &str,
+) -> Value {
     let ip = match client_ip(request) {
         Ok(ip) => ip,
-        Err(error) => return refuse(&error),
+        Err(error) => return refuse(&error, request_id),
     };
     let limiter = &app.state.rate_limiter;
     match limiter.check(ip, Scope::WsConnect).await {
@@ -54,9 +66,9 @@ pub async fn connect(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyReque
         Ok(decision) => {
             let error = decision.refusal();
             tracing::info!(route = "$connect", status = 429, "connection refused");
-            return refuse(&error);
+            return refuse(&error, request_id);
         }
-        Err(error) => return refuse(&error),
+        Err(error) => return refuse(&error, request_id),
     }
     let max = app.state.config.websocket.max_connections;
     let connected_at = u64::try_from(request.request_context.connected_at).unwrap_or_default();
@@ -72,13 +84,16 @@ pub async fn connect(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyReque
                 max,
                 "connection refused: the service is full"
             );
-            refuse(&ApiError::Unavailable {
-                message: format!(
-                    "The proxy holds its maximum of {max} open WebSocket connections; retry later"
-                ),
-            })
+            refuse(
+                &ApiError::Unavailable {
+                    message: format!(
+                        "The proxy holds its maximum of {max} open WebSocket connections; retry later"
+                    ),
+                },
+                request_id,
+            )
         }
-        Err(error) => refuse(&error),
+        Err(error) => refuse(&error, request_id),
     }
 }
 
@@ -95,7 +110,11 @@ pub async fn disconnect(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyRe
 }
 
 /// `$default`: one client message.
-pub async fn message(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyRequest) -> Value {
+pub async fn message(
+    app: &WebSocketApp,
+    request: &ApiGatewayWebsocketProxyRequest,
+    request_id: &str,
+) -> Value {
     let context = &request.request_context;
     let Some(connection_id) = context.connection_id.as_deref() else {
         tracing::error!("a WebSocket message without a connection id");
@@ -111,11 +130,11 @@ pub async fn message(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyReque
                 Err(limited) => limited,
             };
             tracing::info!(route = "$default", error = %error, "message refused");
-            message::error(id.as_deref(), error.error_object())
+            message::error(id.as_deref(), request_id, error.error_object())
         }
         Ok(ClientMessage::Ping) => match count(app, request, Scope::Http).await {
             Ok(()) => message::heartbeat(now_ms()),
-            Err(error) => message::error(None, error.error_object()),
+            Err(error) => message::error(None, request_id, error.error_object()),
         },
         Ok(ClientMessage::Close { code, reason }) => {
             // The close message first, then the end of the connection.
@@ -132,7 +151,7 @@ pub async fn message(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyReque
                         status = error.status().as_u16(),
                         "inference refused"
                     );
-                    message::error(Some(&id), error.error_object())
+                    message::error(Some(&id), request_id, error.error_object())
                 }
                 Ok(reserved) => {
                     let job = Job {
@@ -148,6 +167,7 @@ pub async fn message(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyReque
                         source_ip: context.identity.source_ip.clone().unwrap_or_default(),
                         data,
                         reserved,
+                        request_id: request_id.to_owned(),
                     };
                     match app.invoker.invoke(&job).await {
                         Ok(()) => {
@@ -163,7 +183,7 @@ pub async fn message(app: &WebSocketApp, request: &ApiGatewayWebsocketProxyReque
                                 message: "The proxy could not start the inference; retry shortly"
                                     .into(),
                             };
-                            message::error(Some(&job.id), error.error_object())
+                            message::error(Some(&job.id), &job.request_id, error.error_object())
                         }
                     }
                 }

@@ -45,7 +45,11 @@ pub async fn run(app: &WebSocketApp, job: Job) {
                 Some(&job.id),
             );
             let _ = outbox
-                .send(message::error(Some(&job.id), error.error_object()))
+                .send(message::error(
+                    Some(&job.id),
+                    &job.request_id,
+                    error.error_object(),
+                ))
                 .await;
             return;
         }
@@ -79,7 +83,11 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
                 app.state.rate_limiter.settle(reservation, 0.0).await;
             }
             return outbox
-                .send(message::error(Some(id), error.error_object()))
+                .send(message::error(
+                    Some(id),
+                    &job.request_id,
+                    error.error_object(),
+                ))
                 .await;
         }
     };
@@ -98,7 +106,11 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
     match sent {
         Err(error) => {
             outbox
-                .send(message::error(Some(id), error.error_object()))
+                .send(message::error(
+                    Some(id),
+                    &job.request_id,
+                    error.error_object(),
+                ))
                 .await
         }
         Ok(Answer::Complete(completion)) => match answer::complete(id, &completion.body) {
@@ -108,18 +120,26 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
                     "OpenRouter's answer could not be read",
                 ));
                 outbox
-                    .send(message::error(Some(id), error.error_object()))
+                    .send(message::error(
+                        Some(id),
+                        &job.request_id,
+                        error.error_object(),
+                    ))
                     .await
             }
         },
-        Ok(Answer::Stream(stream)) => relay(app, id, stream, outbox).await,
+        Ok(Answer::Stream(stream)) => relay(app, job, stream, outbox).await,
         // WebSocket messages carry chat only, which never answers in media bytes.
         Ok(Answer::Media(_)) => {
             let error = ApiError::from(llm_proxy_shared::error::UpstreamError::bad_gateway(
                 "OpenRouter answered with media, which a WebSocket message cannot carry",
             ));
             outbox
-                .send(message::error(Some(id), error.error_object()))
+                .send(message::error(
+                    Some(id),
+                    &job.request_id,
+                    error.error_object(),
+                ))
                 .await
         }
     }
@@ -144,10 +164,11 @@ async fn with_heartbeats<T>(
 
 async fn relay(
     app: &WebSocketApp,
-    id: &str,
+    job: &Job,
     stream: Streamed,
     outbox: &mut Outbox<'_>,
 ) -> Result<(), Stop> {
+    let (id, request_id) = (job.id.as_str(), job.request_id.as_str());
     let settings = &app.state.config.websocket;
     let mut relay = stream.relay;
     let mut answer = StreamAnswer::new(id);
@@ -174,7 +195,7 @@ async fn relay(
                     outbox.send(message).await?;
                 }
                 return outbox
-                    .send(message::error(Some(id), failure.error_object()))
+                    .send(message::error(Some(id), request_id, failure.error_object()))
                     .await;
             }
             // The relay ends after [DONE] (handled below) or after a failure.
@@ -198,7 +219,9 @@ async fn relay(
                     if let Some(message) = answer.flush() {
                         outbox.send(message).await?;
                     }
-                    return outbox.send(message::error(Some(id), error)).await;
+                    return outbox
+                        .send(message::error(Some(id), request_id, error))
+                        .await;
                 }
             }
         }

@@ -218,11 +218,13 @@ pub fn heartbeat(now_ms: u64) -> String {
     json!({"type": "heartbeat", "timestamp": now_ms}).to_string()
 }
 
-/// `{"type":"error","id"?,"error"}` with the error object of `docs/errors.md`.
-pub fn error(id: Option<&str>, error: Value) -> String {
+/// `{"type":"error","id"?,"request_id","error"}` with the error object of
+/// `docs/errors.md`; `request_id` names the client message in the proxy's logs, as
+/// `X-Request-Id` does over HTTP.
+pub fn error(id: Option<&str>, request_id: &str, error: Value) -> String {
     match id {
-        Some(id) => json!({"type": "error", "id": id, "error": error}),
-        None => json!({"type": "error", "error": error}),
+        Some(id) => json!({"type": "error", "id": id, "request_id": request_id, "error": error}),
+        None => json!({"type": "error", "request_id": request_id, "error": error}),
     }
     .to_string()
 }
@@ -402,7 +404,7 @@ mod tests {
     fn escaping_never_pushes_a_part_over_the_frame() {
         // Every character of this text doubles when escaped.
         let quotes = "\"".repeat(100_000);
-        let message = error(Some("q"), json!({"message": quotes}));
+        let message = error(Some("q"), "GXLKYHIgliAFg_A=", json!({"message": quotes}));
         for frame in frames(message, Some("q"), 0) {
             assert!(frame.len() <= FRAME_LIMIT, "{}", frame.len());
         }

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, StatusCode, header};
 use serde_json::{Value, json};
 
+use crate::metrics::Refusal;
+
 /// The `type` field of the wire shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorType {
@@ -275,6 +277,31 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// What kind of refusal this is, for the `Refusals` metric; `None` for answers
+    /// that are not the proxy refusing a request (OpenRouter's errors, a bug, an
+    /// unknown route).
+    pub fn refusal(&self) -> Option<Refusal> {
+        match self {
+            Self::Validation { .. }
+            | Self::PayloadTooLarge { .. }
+            | Self::UnsupportedMediaType { .. }
+            | Self::BodyTimeout { .. }
+            | Self::RequestHead { .. } => Some(Refusal::Validation),
+            Self::RateLimited { budget: None, .. } => Some(Refusal::RateLimit),
+            Self::RateLimited {
+                budget: Some(_), ..
+            } => Some(Refusal::SpendBudget),
+            Self::Unavailable { .. } => Some(Refusal::OverCapacity),
+            Self::NotFound { .. }
+            | Self::MethodNotAllowed { .. }
+            | Self::OpenRouter(_)
+            | Self::Timeout { .. }
+            | Self::Internal(_) => None,
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -298,6 +325,10 @@ impl IntoResponse for ApiError {
                 }
             }
             _ => {}
+        }
+        // The access log's metrics read it (`crate::layers`).
+        if let Some(refusal) = self.refusal() {
+            response.extensions_mut().insert(refusal);
         }
         response
     }

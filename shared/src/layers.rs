@@ -15,7 +15,7 @@ use tower_http::compression::predicate::{NotForContentType, Predicate, SizeAbove
 use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
 use tracing::Instrument;
 
-use crate::request_id;
+use crate::{metrics, request_id};
 
 use crate::config::{Config, CorsOrigins};
 use crate::error::{ApiError, InternalError};
@@ -203,16 +203,21 @@ async fn access_log(request: Request, next: Next) -> Response {
     // Every line the request logs carries its id.
     let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
     let mut response = next.run(request).instrument(span.clone()).await;
+    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     span.in_scope(|| {
         tracing::info!(
             request_id = id.to_str().unwrap_or_default(),
             method = %method,
-            route = route.as_ref().map_or("unmatched", MatchedPath::as_str),
-            status = response.status().as_u16(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+            route,
+            status,
+            latency_ms,
             "request"
         );
     });
+    let refused = response.extensions().get::<metrics::Refusal>().copied();
+    metrics::request(route, status, latency_ms, refused);
     // A handler that answered under an id of its own (the WebSocket emulation's
     // `$connect`, whose log lines carry that event's id) keeps it.
     if !response.headers().contains_key(request_id::REQUEST_ID) {

@@ -25,7 +25,7 @@
 //! - [`state`]: what a container builds once at init.
 //! - [`layers`]: the tower layers every HTTP function shares.
 //! - [`websocket`]: the WebSocket protocol: messages, and answers as messages.
-//! - [`telemetry`]: structured logs.
+//! - [`telemetry`], [`metrics`]: structured logs, and CloudWatch metrics beside them.
 
 /// Every binary that links this library allocates with mimalloc: with glibc's
 /// allocator, malloc and free were a fifth of the gateway's instructions per request
@@ -42,6 +42,7 @@ pub mod header_names;
 pub mod journal;
 pub mod json_body;
 pub mod layers;
+pub mod metrics;
 pub mod openrouter;
 pub mod path_param;
 pub mod rate_limit;

@@ -9,7 +9,9 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::{Config, Environment, LogLevel};
 
+/// Logs, and the metrics beside them (`crate::metrics`).
 pub fn init(config: &Config) {
+    crate::metrics::init(&config.metrics);
     let level = match config.log_level {
         LogLevel::Debug => Level::DEBUG,
         LogLevel::Info => Level::INFO,

@@ -14,6 +14,7 @@ pub mod proc_status;
 pub mod process;
 pub mod python;
 pub mod runtime_api;
+pub mod template;
 pub mod ws;
 
 pub use gateway::{Gateway, GatewayProcess};

@@ -11,44 +11,12 @@
 )]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::OnceLock;
 
 use llm_proxy_shared::rate_limit::{PARTITION_KEY, TTL_ATTRIBUTE};
 use llm_proxy_shared::routes::Route;
 use llm_proxy_tests::gateway::workspace_root;
+use llm_proxy_tests::template::{of_type, resources, translated};
 use serde_json::Value;
-
-/// The translated template, made once per test process.
-fn translated() -> &'static Value {
-    static TRANSLATED: OnceLock<Value> = OnceLock::new();
-    TRANSLATED.get_or_init(|| {
-        let root = workspace_root();
-        let python = root.join(".venv/bin/python");
-        assert!(
-            python.is_file(),
-            "aws-sam-translator is installed into .venv by scripts/test; run that"
-        );
-        let output = std::process::Command::new(python)
-            .arg(root.join("scripts/translate-template"))
-            .arg(root.join("template.yaml"))
-            .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).unwrap()
-    })
-}
-
-fn resources() -> &'static serde_json::Map<String, Value> {
-    translated()["Resources"].as_object().unwrap()
-}
-
-fn of_type(kind: &str) -> impl Iterator<Item = (&'static String, &'static Value)> {
-    resources().iter().filter(move |(_, r)| r["Type"] == kind)
-}
 
 /// Logical id of each Lambda function → the binary (crate) it is built from.
 fn binaries() -> BTreeMap<String, String> {

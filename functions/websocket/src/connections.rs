@@ -101,13 +101,22 @@ impl Connections {
         data: String,
     ) -> Result<(), PostError> {
         let _turn = self.at_once.acquire().await;
-        self.client(endpoint)
+        let posted: Result<(), PostError> = self
+            .client(endpoint)
             .post_to_connection()
             .connection_id(connection_id)
             .data(Blob::new(data))
             .send()
-            .await?;
-        Ok(())
+            .await
+            .map(|_| ())
+            .map_err(PostError::from);
+        llm_proxy_shared::metrics::websocket_post(match &posted {
+            Ok(()) => "delivered",
+            Err(PostError::Gone) => "gone",
+            Err(PostError::Throttled) => "throttled",
+            Err(PostError::Failed(_)) => "failed",
+        });
+        posted
     }
 
     pub async fn delete(&self, endpoint: &str, connection_id: &str) -> Result<(), PostError> {

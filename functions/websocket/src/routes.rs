@@ -39,6 +39,7 @@ pub fn request_id(request: &ApiGatewayWebsocketProxyRequest) -> String {
 /// The answer refusing a connection: the error's status (429 or 503), its body, and
 /// `Retry-After` when it has one.
 fn refuse(error: &ApiError, request_id: &str) -> Value {
+    refused(error);
     let mut headers = json!({"Content-Type": "application/json", "X-Request-Id": request_id});
     if let ApiError::RateLimited {
         retry_after_secs, ..
@@ -130,11 +131,15 @@ pub async fn message(
                 Err(limited) => limited,
             };
             tracing::info!(route = "$default", error = %error, "message refused");
+            refused(&error);
             message::error(id.as_deref(), request_id, error.error_object())
         }
         Ok(ClientMessage::Ping) => match count(app, request, Scope::Http).await {
             Ok(()) => message::heartbeat(now_ms()),
-            Err(error) => message::error(None, request_id, error.error_object()),
+            Err(error) => {
+                refused(&error);
+                message::error(None, request_id, error.error_object())
+            }
         },
         Ok(ClientMessage::Close { code, reason }) => {
             // The close message first, then the end of the connection.
@@ -151,6 +156,7 @@ pub async fn message(
                         status = error.status().as_u16(),
                         "inference refused"
                     );
+                    refused(&error);
                     message::error(Some(&id), request_id, error.error_object())
                 }
                 Ok(reserved) => {
@@ -233,6 +239,13 @@ pub fn chat_operation(stream: bool) -> &'static Operation {
         llm_proxy_shared::routes::CHAT_COMPLETIONS
     };
     Operation::at(path).unwrap_or(&relay::OPERATIONS[0])
+}
+
+/// A refused message, in the `Refusals` metric as an HTTP refusal is.
+fn refused(error: &ApiError) {
+    if let Some(refusal) = error.refusal() {
+        llm_proxy_shared::metrics::refused(refusal);
+    }
 }
 
 /// Counts one message against the client's limits.

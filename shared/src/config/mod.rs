@@ -86,6 +86,15 @@ pub struct Config {
     pub cors: CorsOrigins,
     pub local: LocalConfig,
     pub websocket: WebSocketConfig,
+    pub metrics: MetricsConfig,
+}
+
+/// CloudWatch metrics (`docs/operations.md`, "Metrics").
+#[derive(Debug, Clone)]
+pub struct MetricsConfig {
+    /// `METRICS=emf`: Embedded Metric Format lines on stdout.
+    pub emf: bool,
+    pub namespace: String,
 }
 
 /// What the OpenRouter client and the chat pipeline need.
@@ -391,6 +400,17 @@ impl Config {
                 write_timeout: env.millis("WRITE_TIMEOUT_MS", 30_000)?,
                 ws_idle_timeout: env.millis("WS_IDLE_TIMEOUT_MS", 600_000)?,
                 ws_max_duration: env.millis("WS_MAX_DURATION_MS", 7_200_000)?,
+            },
+            metrics: MetricsConfig {
+                // On by default where CloudWatch reads stdout.
+                emf: env.choice(
+                    "METRICS",
+                    env.raw("AWS_LAMBDA_FUNCTION_NAME").is_some(),
+                    &[("emf", true), ("off", false)],
+                )?,
+                namespace: env
+                    .raw("METRICS_NAMESPACE")
+                    .unwrap_or_else(|| "llm-proxy".to_owned()),
             },
             websocket: WebSocketConfig {
                 max_connections: env.count("WS_MAX_CONNECTIONS", 1000)?,

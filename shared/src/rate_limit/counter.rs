@@ -32,8 +32,9 @@ pub enum Counted {
 /// What a store did with a lease on the day's budget.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lease {
-    /// The amount was added to the day's total, which stays within the budget.
-    Granted,
+    /// The amount was added to the day's total, which stays within the budget. The new
+    /// total, when the store could tell.
+    Granted(Option<u64>),
     /// It would not fit; nothing changed. The day's total, when the store could tell.
     Refused(Option<u64>),
 }

@@ -202,11 +202,17 @@ impl DynamoStore {
                 AttributeValue::N(limit.saturating_sub(amount).to_string()),
             )
             .expression_attribute_values(":exp", AttributeValue::N(expires_at.to_string()))
+            .return_values(ReturnValue::UpdatedNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Lease::Granted),
+            Ok(output) => Ok(Lease::Granted(
+                output
+                    .attributes
+                    .as_ref()
+                    .and_then(|item| read_count(item, TOTAL)),
+            )),
             Err(SdkError::ServiceError(e)) => match e.err() {
                 UpdateItemError::ConditionalCheckFailedException(failed) => Ok(Lease::Refused(
                     failed.item().and_then(|item| read_count(item, TOTAL)),

@@ -131,7 +131,7 @@ impl MemoryStore {
             return Lease::Refused(Some(total));
         }
         add(item, "total", amount);
-        Lease::Granted
+        Lease::Granted(Some(total.saturating_add(amount)))
     }
 
     pub fn add(&self, key: &str, delta: i64, expires_at: u64, now: u64) {

@@ -414,13 +414,19 @@ impl RateLimiter {
         }
     }
 
+    /// Every store call goes through here; each that fails or times out is counted in
+    /// the `StoreFallbacks` metric, whatever its caller then does.
     async fn within_budget<T>(
         &self,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.budget, call)
+        let result = tokio::time::timeout(self.budget, call)
             .await
-            .unwrap_or(Err(StoreError::Timeout(self.budget)))
+            .unwrap_or(Err(StoreError::Timeout(self.budget)));
+        if result.is_err() {
+            crate::metrics::store_fallback();
+        }
+        result
     }
 
     /// Logs a store failure and says what the fail mode makes of it: go on (in this

@@ -17,6 +17,7 @@ use std::sync::{Mutex, PoisonError};
 use super::counter::Lease;
 use super::{FailMode, RateLimiter, SPEND, TTL_MARGIN_SECS, micros, own};
 use crate::error::{ApiError, Chain};
+use crate::metrics;
 
 pub(super) const DAY_MS: u64 = 86_400_000;
 
@@ -148,12 +149,19 @@ impl RateLimiter {
                                 .lease(&key, want, self.day_budget, expires_at, now)
                         }
                         // Uncounted, as the fail mode says: the request goes on.
-                        FailMode::Open | FailMode::Closed => Lease::Granted,
+                        FailMode::Open | FailMode::Closed => Lease::Granted(None),
                     }
                 }
             };
+            let total = match leased {
+                Lease::Granted(total) | Lease::Refused(total) => total,
+            };
+            if let Some(total) = total {
+                // What the store holds leased of the day: an alarm's early warning.
+                metrics::day_budget_used(total as f64 * 100.0 / self.day_budget as f64);
+            }
             match leased {
-                Lease::Granted => return Ok(Some(want)),
+                Lease::Granted(_) => return Ok(Some(want)),
                 Lease::Refused(total) => {
                     let left = total.map(|total| self.day_budget.saturating_sub(total));
                     let mut slice = self.day.lock();

@@ -29,15 +29,7 @@ pub fn cost(
     if let Some(cost) = reported(usage) {
         return cost;
     }
-    // Chat names them prompt and completion tokens; Responses and Messages, input and
-    // output tokens.
-    let tokens = |fields: [&str; 2]| -> Option<u64> {
-        fields.iter().find_map(|field| usage?.get(*field)?.as_u64())
-    };
-    match (
-        tokens(["prompt_tokens", "input_tokens"]),
-        tokens(["completion_tokens", "output_tokens"]),
-    ) {
+    match tokens(usage) {
         (None, None) => estimate.cut_short(chunks),
         (prompt, completion) => {
             let listed = model.and_then(|m| prices?.prices(m));
@@ -47,6 +39,18 @@ pub fn cost(
             )
         }
     }
+}
+
+/// The input and output tokens `usage` reports. Chat names them prompt and completion
+/// tokens; Responses and Messages, input and output tokens.
+pub fn tokens(usage: Option<&Value>) -> (Option<u64>, Option<u64>) {
+    let count = |fields: [&str; 2]| -> Option<u64> {
+        fields.iter().find_map(|field| usage?.get(*field)?.as_u64())
+    };
+    (
+        count(["prompt_tokens", "input_tokens"]),
+        count(["completion_tokens", "output_tokens"]),
+    )
 }
 
 /// What a non-streamed answer says of itself: its usage and model.

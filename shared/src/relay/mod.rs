@@ -30,6 +30,7 @@ use crate::client_ip::ClientIp;
 use crate::config::GuardConfig;
 use crate::error::{ApiError, quote};
 use crate::json_body::JsonBody;
+use crate::metrics;
 use crate::openrouter::{Attribution, Completion, passed_back};
 use crate::rate_limit::{Admission, Reservation};
 use crate::routes::Route;
@@ -184,6 +185,7 @@ pub async fn send(
     } = call;
     let model = quote(&model).into_owned();
     let openrouter = &app.openrouter;
+    let asked = std::time::Instant::now();
     let started = if op.answering == Answering::Bytes {
         openrouter
             .start_media(op.upstream, body, attribution)
@@ -201,7 +203,10 @@ pub async fn send(
             .map(Started::Complete)
     };
     let started = match started {
-        Ok(started) => started,
+        Ok(started) => {
+            metrics::upstream(op.name, asked.elapsed().as_secs_f64() * 1000.0);
+            started
+        }
         Err(error) => {
             if let Some(reservation) = reservation
                 && !error.may_be_billed()
@@ -235,21 +240,21 @@ pub async fn send(
                 scrub: app.openrouter.scrubber(),
                 end: op.stream_end,
             };
-            let on_end: Option<OnEnd> = reservation.map(|reservation| -> OnEnd {
+            let accounted = reservation.is_some() || metrics::enabled();
+            let on_end: Option<OnEnd> = accounted.then(|| -> OnEnd {
                 Box::new(move |answered: Answered| {
                     Box::pin(async move {
+                        let usage = answered.usage.as_ref();
+                        let model = answered.model.as_deref();
                         let spent = if hit {
                             0.0
                         } else {
-                            cost::cost(
-                                answered.usage.as_ref(),
-                                answered.model.as_deref(),
-                                answered.chunks,
-                                index.as_deref(),
-                                &estimate,
-                            )
+                            cost::cost(usage, model, answered.chunks, index.as_deref(), &estimate)
                         };
-                        limiter.settle(reservation, spent).await;
+                        answered_metrics(usage, model, spent);
+                        if let Some(reservation) = reservation {
+                            limiter.settle(reservation, spent).await;
+                        }
                     })
                 })
             });
@@ -257,25 +262,29 @@ pub async fn send(
             Ok(Answer::Stream(Streamed { relay, headers }))
         }
         Started::Complete(completion) => {
-            if let Some(reservation) = reservation {
+            if reservation.is_some() || metrics::enabled() {
                 let (usage, answered_model) = cost::of_completion(&completion.body);
+                let (usage, answered_model) = (usage.as_ref(), answered_model.as_deref());
                 let spent = if cache_hit(&completion.headers) {
                     0.0
                 } else {
-                    cost::cost(
-                        usage.as_ref(),
-                        answered_model.as_deref(),
-                        0,
-                        index.as_deref(),
-                        &estimate,
-                    )
+                    cost::cost(usage, answered_model, 0, index.as_deref(), &estimate)
                 };
-                limiter.settle(reservation, spent).await;
+                answered_metrics(usage, answered_model, spent);
+                if let Some(reservation) = reservation {
+                    limiter.settle(reservation, spent).await;
+                }
             }
             tracing::info!(operation = op.name, model = %model, "inference answered");
             Ok(Answer::Complete(completion))
         }
     }
+}
+
+/// An answer's tokens and cost, as metrics.
+fn answered_metrics(usage: Option<&serde_json::Value>, model: Option<&str>, spent: f64) {
+    let (input, output) = cost::tokens(usage);
+    metrics::answer(model, input, output, spent);
 }
 
 /// Whether OpenRouter answered from its response cache, which it bills at nothing.

@@ -17,6 +17,8 @@ enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Client(#[from] ClientBuildError),
+    #[error(transparent)]
+    Secret(#[from] llm_proxy_shared::secrets::SecretError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -48,6 +50,7 @@ async fn run() -> Result<(), StartupError> {
     }
     let config = Config::from_env()?;
     telemetry::init(&config);
+    let config = llm_proxy_shared::secrets::resolve(config).await?;
     let state = AppState::new(config).await?;
     let wanted = SocketAddr::new(state.config.local.host, state.config.local.port);
     let listener = tokio::net::TcpListener::bind(wanted)

@@ -22,6 +22,7 @@
 //! - [`catalog`]: the cached, indexed model catalogue.
 //! - [`rate_limit`]: per-client limits over a memory or DynamoDB counter store.
 //! - [`tls`], [`aws`]: the one TLS stack, and the AWS SDK clients' HTTPS client and settings.
+//! - [`secrets`]: the keys read from Secrets Manager at start-up.
 //! - [`state`]: what a container builds once at init.
 //! - [`layers`]: the tower layers every HTTP function shares.
 //! - [`websocket`]: the WebSocket protocol: messages, and answers as messages.
@@ -49,6 +50,7 @@ pub mod rate_limit;
 pub mod relay;
 pub mod request_id;
 pub mod routes;
+pub mod secrets;
 pub mod sse;
 pub mod state;
 pub mod telemetry;

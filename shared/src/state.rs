@@ -8,6 +8,7 @@ use crate::config::{Config, ConfigError};
 use crate::journal::{DynamoJournal, Journal};
 use crate::openrouter::{ClientBuildError, OpenRouterClient};
 use crate::rate_limit::RateLimiter;
+use crate::secrets::SecretError;
 
 pub struct AppState {
     pub config: Config,
@@ -27,14 +28,18 @@ pub enum StartupError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Client(#[from] ClientBuildError),
+    #[error(transparent)]
+    Secret(#[from] SecretError),
 }
 
 impl AppState {
-    /// A Lambda container's start: settings from the environment, logs, clients, and
-    /// the rate-limit store's connection opened before the first request.
+    /// A Lambda container's start: settings from the environment, logs, the secrets
+    /// it names, clients, and the rate-limit store's connection opened before the
+    /// first request.
     pub async fn from_env() -> Result<Arc<Self>, StartupError> {
         let config = Config::from_env()?;
         crate::telemetry::init(&config);
+        let config = crate::secrets::resolve(config).await?;
         let state = Self::new(config).await?;
         state.rate_limiter.warm().await;
         Ok(state)

@@ -114,6 +114,21 @@ pub fn config_for(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
         .endpoint_url(endpoint)
 }
 
+/// A Secrets Manager client for `endpoint` (moto serves Secrets Manager too), set up
+/// as the proxy sets up its own.
+pub fn secrets_client(endpoint: &str) -> llm_proxy_shared::secrets::aws_sdk_secretsmanager::Client {
+    use llm_proxy_shared::secrets::aws_sdk_secretsmanager::config;
+    let credentials = config::Credentials::new("test", "test", None, None, "tests");
+    llm_proxy_shared::secrets::tuned(
+        config::Builder::new()
+            .behavior_version(config::BehaviorVersion::latest())
+            .region(config::Region::new("us-east-1"))
+            .http_client(llm_proxy_shared::aws::http_client())
+            .credentials_provider(credentials)
+            .endpoint_url(endpoint),
+    )
+}
+
 /// An SDK client for `endpoint` with the SDK's default timeouts and retries.
 pub async fn client(endpoint: &str) -> Client {
     Client::from_conf(config_for(endpoint).build())

@@ -31,6 +31,8 @@ pub enum GatewayError {
     Config(#[from] llm_proxy_shared::config::ConfigError),
     #[error("could not build the gateway: {0}")]
     Build(#[from] llm_proxy_shared::openrouter::ClientBuildError),
+    #[error("{0}")]
+    Secret(#[from] llm_proxy_shared::secrets::SecretError),
     #[error("could not listen on 127.0.0.1: {0}")]
     Listen(std::io::Error),
     #[error("could not start local-gateway: {0}")]
@@ -66,7 +68,11 @@ impl Gateway {
                 .find(|(k, _)| *k == name)
                 .map(|(_, v)| (*v).to_owned())
         };
-        let config = Config::from_lookup(lookup)?;
+        let mut config = Config::from_lookup(lookup)?;
+        if let Some(endpoint) = lookup("AWS_ENDPOINT_URL_SECRETS_MANAGER") {
+            let client = crate::dynamo::secrets_client(&endpoint);
+            config = llm_proxy_shared::secrets::resolve_with(config, &client).await?;
+        }
         let limits = &config.rate_limits;
         let rate_limiter = match (&limits.table, lookup("AWS_ENDPOINT_URL_DYNAMODB")) {
             (Some(table), Some(endpoint)) => {

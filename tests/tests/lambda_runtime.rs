@@ -296,16 +296,28 @@ async fn lambda_functions_count_in_dynamodb_by_the_request_context_ip() {
     dynamo::create_table(&table_client, "lambda-limits")
         .await
         .unwrap();
+    // Both keys in Secrets Manager, as the template keeps them: read at init.
+    let secrets = dynamo::secrets_client(&server.endpoint);
+    for (name, value) in [("or-key", KEY), ("hash-key", "lambda-secret")] {
+        secrets
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+    }
     let mock = MockOpenRouter::start().await.unwrap();
     let base = mock.base_url();
     let env = dynamo::sdk_env(&server.endpoint);
     let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     vars.extend([
-        ("OPENROUTER_API_KEY", KEY),
+        ("AWS_ENDPOINT_URL_SECRETS_MANAGER", server.endpoint.as_str()),
+        ("OPENROUTER_API_KEY_SECRET", "or-key"),
         ("OPENROUTER_BASE_URL", base.as_str()),
         ("AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH", "true"),
         ("RATE_LIMIT_TABLE", "lambda-limits"),
-        ("RATE_LIMIT_HASH_KEY", "lambda-secret"),
+        ("RATE_LIMIT_HASH_KEY_SECRET", "hash-key"),
         ("RATE_LIMIT_INFERENCE_MAX_REQUESTS", "1"),
     ]);
     let watch = LambdaWatch::start(&vars).unwrap();
@@ -313,6 +325,11 @@ async fn lambda_functions_count_in_dynamodb_by_the_request_context_ip() {
     let first =
         tokio::task::block_in_place(|| watch.invoke("inference", "inference-chat.json")).unwrap();
     assert_eq!(first["statusCode"], 200, "{first}");
+    assert_eq!(
+        mock.received()[0].headers["authorization"],
+        format!("Bearer {KEY}"),
+        "the key read from Secrets Manager"
+    );
     assert_eq!(
         response_header(&first, "x-ratelimit-remaining").as_deref(),
         Some("0")

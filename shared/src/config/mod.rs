@@ -87,6 +87,17 @@ pub struct Config {
     pub local: LocalConfig,
     pub websocket: WebSocketConfig,
     pub metrics: MetricsConfig,
+    /// Secrets to read from Secrets Manager at start-up (`crate::secrets`).
+    pub secrets: SecretNames,
+}
+
+/// The Secrets Manager ids (names or ARNs) of secrets read at start-up.
+#[derive(Debug, Clone, Default)]
+pub struct SecretNames {
+    /// `OPENROUTER_API_KEY_SECRET`: the OpenRouter key.
+    pub api_key: Option<String>,
+    /// `RATE_LIMIT_HASH_KEY_SECRET`: the key that hashes client addresses.
+    pub hash_key: Option<String>,
 }
 
 /// CloudWatch metrics (`docs/operations.md`, "Metrics").
@@ -401,6 +412,10 @@ impl Config {
                 ws_idle_timeout: env.millis("WS_IDLE_TIMEOUT_MS", 600_000)?,
                 ws_max_duration: env.millis("WS_MAX_DURATION_MS", 7_200_000)?,
             },
+            secrets: SecretNames {
+                api_key: env.raw("OPENROUTER_API_KEY_SECRET"),
+                hash_key: env.raw("RATE_LIMIT_HASH_KEY_SECRET"),
+            },
             metrics: MetricsConfig {
                 // On by default where CloudWatch reads stdout.
                 emf: env.choice(
@@ -439,12 +454,37 @@ impl Config {
                 expected: "an https:// URL in production (plain http:// only to a loopback address), so the key never crosses a network in clear".into(),
             });
         }
+        // One source for each secret: two would leave which one is used to guesswork.
+        for (plain, named, name) in [
+            (
+                config.upstream.api_key.is_some(),
+                config.secrets.api_key.is_some(),
+                "OPENROUTER_API_KEY_SECRET",
+            ),
+            (
+                config.rate_limits.hash_key.is_some(),
+                config.secrets.hash_key.is_some(),
+                "RATE_LIMIT_HASH_KEY_SECRET",
+            ),
+        ] {
+            if plain && named {
+                return Err(ConfigError {
+                    name,
+                    value: String::new(),
+                    expected: format!(
+                        "unset while {} is set: give the secret one way only",
+                        name.trim_end_matches("_SECRET")
+                    ),
+                });
+            }
+        }
         let limits = &config.rate_limits;
-        if limits.table.is_some() && limits.hash_key.is_none() {
+        if limits.table.is_some() && limits.hash_key.is_none() && config.secrets.hash_key.is_none()
+        {
             return Err(ConfigError {
                 name: "RATE_LIMIT_HASH_KEY",
                 value: String::new(),
-                expected: "a secret (required when RATE_LIMIT_TABLE is set, so that client IPs are stored only as keyed hashes)".into(),
+                expected: "a secret, or RATE_LIMIT_HASH_KEY_SECRET naming one (required when RATE_LIMIT_TABLE is set, so that client IPs are stored only as keyed hashes)".into(),
             });
         }
         Ok(config)

@@ -129,6 +129,24 @@ pub fn secrets_client(endpoint: &str) -> llm_proxy_shared::secrets::aws_sdk_secr
     )
 }
 
+/// Creates the secret `name` holding `value` on the server behind `client`; its ARN.
+pub async fn create_secret(
+    client: &llm_proxy_shared::secrets::aws_sdk_secretsmanager::Client,
+    name: &str,
+    value: &str,
+) -> Result<String, DynamoError> {
+    let created = client
+        .create_secret()
+        .name(name)
+        .secret_string(value)
+        .send()
+        .await
+        .map_err(|e| DynamoError::Sdk(e.to_string()))?;
+    created
+        .arn
+        .ok_or_else(|| DynamoError::Sdk(format!("no ARN for the secret {name}")))
+}
+
 /// An SDK client for `endpoint` with the SDK's default timeouts and retries.
 pub async fn client(endpoint: &str) -> Client {
     Client::from_conf(config_for(endpoint).build())

@@ -299,13 +299,7 @@ async fn lambda_functions_count_in_dynamodb_by_the_request_context_ip() {
     // Both keys in Secrets Manager, as the template keeps them: read at init.
     let secrets = dynamo::secrets_client(&server.endpoint);
     for (name, value) in [("or-key", KEY), ("hash-key", "lambda-secret")] {
-        secrets
-            .create_secret()
-            .name(name)
-            .secret_string(value)
-            .send()
-            .await
-            .unwrap();
+        dynamo::create_secret(&secrets, name, value).await.unwrap();
     }
     let mock = MockOpenRouter::start().await.unwrap();
     let base = mock.base_url();

@@ -43,22 +43,12 @@ async fn keys_come_from_secrets_manager_and_a_new_value_reaches_new_containers()
     let server = DynamoServer::start().unwrap();
     let env = dynamo::table_env(&server, TABLE).await.unwrap();
     let secrets = dynamo::secrets_client(&server.endpoint);
-    let create = |name: &'static str, value: &'static str| {
-        let secrets = secrets.clone();
-        async move {
-            secrets
-                .create_secret()
-                .name(name)
-                .secret_string(value)
-                .send()
-                .await
-                .unwrap()
-                .arn
-                .unwrap()
-        }
-    };
-    let api_key = create("llm-proxy/openrouter", "sk-or-v1-first").await;
-    let hash_key = create("llm-proxy/hash", "a-hash-key-nobody-typed").await;
+    let api_key = dynamo::create_secret(&secrets, "llm-proxy/openrouter", "sk-or-v1-first")
+        .await
+        .unwrap();
+    let hash_key = dynamo::create_secret(&secrets, "llm-proxy/hash", "a-hash-key-nobody-typed")
+        .await
+        .unwrap();
     let mock = MockOpenRouter::start().await.unwrap();
     let base = mock.base_url();
     let mut vars: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();

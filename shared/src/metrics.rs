@@ -14,8 +14,6 @@ use std::collections::HashSet;
 use std::io::Write;
 use std::sync::{Mutex, OnceLock, PoisonError};
 
-use serde_json::{Map, Value, json};
-
 use crate::config::MetricsConfig;
 
 /// The models one process publishes by name.
@@ -101,85 +99,125 @@ pub fn enabled() -> bool {
     emitter().is_some()
 }
 
+/// A member of a metric line: a dimension's value or a metric's.
+#[derive(Debug, Clone, Copy)]
+pub enum Member<'a> {
+    Text(&'a str),
+    Number(f64),
+}
+
 /// One answered HTTP request: its route (the matched template, never the path asked
 /// for), status class and time, and what refused it, if anything did.
 pub fn request(route: &str, status: u16, latency_ms: f64, refused: Option<Refusal>) {
     let Some(emitter) = emitter() else { return };
-    let mut members = Map::new();
-    members.insert(ROUTE.into(), route.into());
-    members.insert(STATUS_CLASS.into(), format!("{}xx", status / 100).into());
-    members.insert(REQUESTS.into(), 1.into());
-    members.insert(LATENCY.into(), json!(latency_ms));
-    let mut emitted = vec![REQUESTS, LATENCY];
-    if let Some(refusal) = refused {
-        members.insert(KIND.into(), refusal.as_str().into());
-        members.insert(REFUSALS.into(), 1.into());
-        emitted.push(REFUSALS);
+    const CLASSES: [&str; 6] = ["0xx", "1xx", "2xx", "3xx", "4xx", "5xx"];
+    let class = CLASSES
+        .get(usize::from(status / 100))
+        .copied()
+        .unwrap_or("0xx");
+    let common = [
+        (ROUTE, Member::Text(route)),
+        (STATUS_CLASS, Member::Text(class)),
+        (REQUESTS, Member::Number(1.0)),
+        (LATENCY, Member::Number(latency_ms)),
+    ];
+    match refused {
+        None => emitter.write(&[REQUESTS, LATENCY], &common),
+        Some(refusal) => {
+            let [a, b, c, d] = common;
+            let members = [
+                a,
+                b,
+                c,
+                d,
+                (KIND, Member::Text(refusal.as_str())),
+                (REFUSALS, Member::Number(1.0)),
+            ];
+            emitter.write(&[REQUESTS, LATENCY, REFUSALS], &members);
+        }
     }
-    emitter.write(&emitted, members);
 }
 
 /// A refusal outside an HTTP answer (a WebSocket message).
 pub fn refused(refusal: Refusal) {
     let Some(emitter) = emitter() else { return };
-    let mut members = Map::new();
-    members.insert(KIND.into(), refusal.as_str().into());
-    members.insert(REFUSALS.into(), 1.into());
-    emitter.write(&[REFUSALS], members);
+    let members = [
+        (KIND, Member::Text(refusal.as_str())),
+        (REFUSALS, Member::Number(1.0)),
+    ];
+    emitter.write(&[REFUSALS], &members);
 }
 
-/// How long OpenRouter took to start answering an operation.
+/// How long OpenRouter took to start an answer that reports nothing else (audio).
 pub fn upstream(operation: &str, latency_ms: f64) {
     let Some(emitter) = emitter() else { return };
-    let mut members = Map::new();
-    members.insert(OPERATION.into(), operation.into());
-    members.insert(UPSTREAM_LATENCY.into(), json!(latency_ms));
-    emitter.write(&[UPSTREAM_LATENCY], members);
+    let members = [
+        (OPERATION, Member::Text(operation)),
+        (UPSTREAM_LATENCY, Member::Number(latency_ms)),
+    ];
+    emitter.write(&[UPSTREAM_LATENCY], &members);
 }
 
-/// One answer's tokens (when OpenRouter reported them) and cost in USD.
-pub fn answer(model: Option<&str>, input: Option<u64>, output: Option<u64>, cost_usd: f64) {
+/// What one answer reports of itself.
+pub struct Answered<'a> {
+    pub operation: &'a str,
+    /// How long OpenRouter took to start answering.
+    pub upstream_ms: f64,
+    /// The model that answered, as OpenRouter named it.
+    pub model: Option<&'a str>,
+    /// Tokens, when OpenRouter reported them.
+    pub input: Option<u64>,
+    pub output: Option<u64>,
+    pub cost_usd: f64,
+}
+
+/// One answer: OpenRouter's time to start it, its tokens and its cost, in one line.
+pub fn answer(answer: Answered<'_>) {
     let Some(emitter) = emitter() else { return };
-    let mut members = Map::new();
-    members.insert(
-        MODEL.into(),
-        emitter.model(model.unwrap_or("unknown")).into(),
-    );
-    let mut emitted = Vec::with_capacity(3);
-    for (name, value) in [(INPUT_TOKENS, input), (OUTPUT_TOKENS, output)] {
+    let model = emitter.model(answer.model.unwrap_or("unknown"));
+    let mut members = Vec::with_capacity(6);
+    let mut metrics = Vec::with_capacity(4);
+    members.push((OPERATION, Member::Text(answer.operation)));
+    members.push((UPSTREAM_LATENCY, Member::Number(answer.upstream_ms)));
+    members.push((MODEL, Member::Text(model)));
+    metrics.push(UPSTREAM_LATENCY);
+    for (name, value) in [(INPUT_TOKENS, answer.input), (OUTPUT_TOKENS, answer.output)] {
         if let Some(value) = value {
-            members.insert(name.into(), value.into());
-            emitted.push(name);
+            members.push((name, Member::Number(value as f64)));
+            metrics.push(name);
         }
     }
-    members.insert(COST.into(), json!(cost_usd));
-    emitted.push(COST);
-    emitter.write(&emitted, members);
+    members.push((COST, Member::Number(answer.cost_usd)));
+    metrics.push(COST);
+    emitter.write(&metrics, &members);
 }
 
 /// The share of the day's budget leased so far, in percent.
 pub fn day_budget_used(percent: f64) {
     let Some(emitter) = emitter() else { return };
-    let mut members = Map::new();
-    members.insert(DAY_BUDGET_USED.into(), json!(percent));
-    emitter.write(&[DAY_BUDGET_USED], members);
+    emitter.write(
+        &[DAY_BUDGET_USED],
+        &[(DAY_BUDGET_USED, Member::Number(percent))],
+    );
 }
 
 /// A counter-store call that failed and fell to `RATE_LIMIT_FAIL_MODE`.
 pub fn store_fallback() {
     let Some(emitter) = emitter() else { return };
-    let mut members = Map::new();
-    members.insert(STORE_FALLBACKS.into(), 1.into());
-    emitter.write(&[STORE_FALLBACKS], members);
+    emitter.write(
+        &[STORE_FALLBACKS],
+        &[(STORE_FALLBACKS, Member::Number(1.0))],
+    );
 }
 
 /// One post to a WebSocket connection: `delivered`, `gone`, `throttled` or `failed`.
 pub fn websocket_post(outcome: &'static str) {
     let Some(emitter) = emitter() else { return };
-    let mut members = Map::new();
-    members.insert(OUTCOME.into(), outcome.into());
-    members.insert(WEBSOCKET_POSTS.into(), 1.into());
-    emitter.write(&[WEBSOCKET_POSTS], members);
+    let members = [
+        (OUTCOME, Member::Text(outcome)),
+        (WEBSOCKET_POSTS, Member::Number(1.0)),
+    ];
+    emitter.write(&[WEBSOCKET_POSTS], &members);
 }
 
 impl Emitter {
@@ -196,8 +234,8 @@ impl Emitter {
         "other"
     }
 
-    fn write(&self, metrics: &[&str], members: Map<String, Value>) {
-        let mut line = line(&self.namespace, now_ms(), metrics, members).to_string();
+    fn write(&self, metrics: &[&str], members: &[(&str, Member<'_>)]) {
+        let mut line = line(&self.namespace, now_ms(), metrics, members);
         line.push('\n');
         // One write of one whole line: CloudWatch reads EMF line by line, and a locked
         // stdout keeps other writers' lines from landing inside it.
@@ -205,37 +243,105 @@ impl Emitter {
     }
 }
 
-/// The EMF object: `_aws` with one directive per dimension set the metrics share, and
-/// the members (dimension values and metric values) beside it.
+/// A directive being gathered: its dimension sets, and its metrics' (name, unit).
+type Directive<'a> = (
+    &'static [&'static [&'static str]],
+    Vec<(&'a str, &'static str)>,
+);
+
+/// The EMF object as one JSON line: the members (dimension values and metric values),
+/// then `_aws` with one directive per dimension set the metrics share. Written by hand:
+/// it is on every request's path, and a `serde_json::Value` of it cost more than the
+/// rest of the request's metrics.
 pub fn line(
     namespace: &str,
     timestamp_ms: u64,
     metrics: &[&str],
-    mut members: Map<String, Value>,
-) -> Value {
+    members: &[(&str, Member<'_>)],
+) -> String {
+    let mut out = String::with_capacity(512);
+    out.push('{');
+    for (name, value) in members {
+        push_text(&mut out, name);
+        out.push(':');
+        match value {
+            Member::Text(text) => push_text(&mut out, text),
+            Member::Number(number) => push_number(&mut out, *number),
+        }
+        out.push(',');
+    }
+    out.push_str("\"_aws\":{\"Timestamp\":");
+    out.push_str(&timestamp_ms.to_string());
+    out.push_str(",\"CloudWatchMetrics\":[");
     // Metrics published under the same dimension sets share a directive.
-    let mut directives: Vec<(&[&[&str]], Vec<Value>)> = Vec::new();
+    let mut directives: Vec<Directive<'_>> = Vec::with_capacity(3);
     for name in metrics {
         let Some((_, unit, dimensions)) = METRICS.iter().find(|(n, _, _)| n == name) else {
             continue;
         };
-        let definition = json!({"Name": name, "Unit": unit});
         match directives.iter_mut().find(|(d, _)| d == dimensions) {
-            Some((_, definitions)) => definitions.push(definition),
-            None => directives.push((dimensions, vec![definition])),
+            Some((_, definitions)) => definitions.push((name, unit)),
+            None => directives.push((dimensions, vec![(name, unit)])),
         }
     }
-    let directives: Vec<Value> = directives
-        .into_iter()
-        .map(|(dimensions, definitions)| {
-            json!({"Namespace": namespace, "Dimensions": dimensions, "Metrics": definitions})
-        })
-        .collect();
-    members.insert(
-        "_aws".into(),
-        json!({"Timestamp": timestamp_ms, "CloudWatchMetrics": directives}),
-    );
-    Value::Object(members)
+    for (i, (dimensions, definitions)) in directives.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"Namespace\":");
+        push_text(&mut out, namespace);
+        out.push_str(",\"Dimensions\":[");
+        for (j, set) in dimensions.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push('[');
+            for (k, dimension) in set.iter().enumerate() {
+                if k > 0 {
+                    out.push(',');
+                }
+                push_text(&mut out, dimension);
+            }
+            out.push(']');
+        }
+        out.push_str("],\"Metrics\":[");
+        for (j, (name, unit)) in definitions.iter().enumerate() {
+            if j > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"Name\":");
+            push_text(&mut out, name);
+            out.push_str(",\"Unit\":");
+            push_text(&mut out, unit);
+            out.push('}');
+        }
+        out.push_str("]}");
+    }
+    out.push_str("]}}");
+    out
+}
+
+/// `text` as a JSON string.
+fn push_text(out: &mut String, text: &str) {
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if u32::from(c) < 0x20 => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// `number` as JSON (which has no NaN or infinity: those are written as 0).
+fn push_number(out: &mut String, number: f64) {
+    if number.is_finite() {
+        out.push_str(&number.to_string());
+    } else {
+        out.push('0');
+    }
 }
 
 fn now_ms() -> u64 {
@@ -247,19 +353,22 @@ fn now_ms() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn metrics_sharing_dimensions_share_a_directive_and_each_names_its_members() {
-        let mut members = Map::new();
-        members.insert(MODEL.into(), "openai/gpt-4o".into());
-        members.insert(INPUT_TOKENS.into(), 12.into());
-        members.insert(COST.into(), json!(0.25));
-        let line = line(
+        let members = [
+            (MODEL, Member::Text("openai/gpt-4o \"quoted\"\n")),
+            (INPUT_TOKENS, Member::Number(12.0)),
+            (COST, Member::Number(0.25)),
+        ];
+        let text = line(
             "llm-proxy",
             1_800_000_000_000,
             &[INPUT_TOKENS, COST],
-            members,
+            &members,
         );
+        let line: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(line["_aws"]["Timestamp"], 1_800_000_000_000u64);
         let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap();
         assert_eq!(directives.len(), 1, "{line}");
@@ -269,7 +378,29 @@ mod tests {
             directives[0]["Metrics"],
             json!([{"Name": "InputTokens", "Unit": "Count"}, {"Name": "Cost", "Unit": "None"}])
         );
-        assert_eq!(line["Model"], "openai/gpt-4o");
+        assert_eq!(line["Model"], "openai/gpt-4o \"quoted\"\n");
+        assert_eq!(line["InputTokens"], 12.0);
+        assert_eq!(line["Cost"], 0.25);
+    }
+
+    #[test]
+    fn metrics_under_other_dimensions_get_a_directive_each_and_numbers_stay_json() {
+        let members = [
+            (ROUTE, Member::Text("/api/v1/chat/completions")),
+            (STATUS_CLASS, Member::Text("2xx")),
+            (REQUESTS, Member::Number(1.0)),
+            (LATENCY, Member::Number(f64::NAN)),
+        ];
+        let text = line("ns", 1, &[REQUESTS, LATENCY], &members);
+        let line: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let directives = line["_aws"]["CloudWatchMetrics"].as_array().unwrap();
+        assert_eq!(directives.len(), 2, "{line}");
+        assert_eq!(
+            directives[0]["Dimensions"],
+            json!([["Route"], ["StatusClass"]])
+        );
+        assert_eq!(directives[1]["Dimensions"], json!([["Route"]]));
+        assert_eq!(line["Latency"], 0);
     }
 
     #[test]

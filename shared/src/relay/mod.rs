@@ -202,11 +202,11 @@ pub async fn send(
             .await
             .map(Started::Complete)
     };
+    // OpenRouter's time to answer goes out with the answer's tokens and cost: one metric
+    // line per answer, not two (each line is a write to stdout).
+    let upstream_ms = asked.elapsed().as_secs_f64() * 1000.0;
     let started = match started {
-        Ok(started) => {
-            metrics::upstream(op.name, asked.elapsed().as_secs_f64() * 1000.0);
-            started
-        }
+        Ok(started) => started,
         Err(error) => {
             if let Some(reservation) = reservation
                 && !error.may_be_billed()
@@ -221,6 +221,7 @@ pub async fn send(
             // Media carries no usage: the reservation stands as its cost
             // (`docs/rate-limits.md`, "Reserve, then settle").
             drop(reservation);
+            metrics::upstream(op.name, upstream_ms);
             tracing::info!(operation = op.name, model = %model, "media answer started");
             let upstream_config = &app.config.upstream;
             Ok(Answer::Media(media::relay(
@@ -251,7 +252,7 @@ pub async fn send(
                         } else {
                             cost::cost(usage, model, answered.chunks, index.as_deref(), &estimate)
                         };
-                        answered_metrics(usage, model, spent);
+                        answered_metrics(op.name, upstream_ms, usage, model, spent);
                         if let Some(reservation) = reservation {
                             limiter.settle(reservation, spent).await;
                         }
@@ -270,7 +271,7 @@ pub async fn send(
                 } else {
                     cost::cost(usage, answered_model, 0, index.as_deref(), &estimate)
                 };
-                answered_metrics(usage, answered_model, spent);
+                answered_metrics(op.name, upstream_ms, usage, answered_model, spent);
                 if let Some(reservation) = reservation {
                     limiter.settle(reservation, spent).await;
                 }
@@ -281,10 +282,23 @@ pub async fn send(
     }
 }
 
-/// An answer's tokens and cost, as metrics.
-fn answered_metrics(usage: Option<&serde_json::Value>, model: Option<&str>, spent: f64) {
+/// An answer's time to start, tokens and cost, as metrics.
+fn answered_metrics(
+    operation: &str,
+    upstream_ms: f64,
+    usage: Option<&serde_json::Value>,
+    model: Option<&str>,
+    spent: f64,
+) {
     let (input, output) = cost::tokens(usage);
-    metrics::answer(model, input, output, spent);
+    metrics::answer(metrics::Answered {
+        operation,
+        upstream_ms,
+        model,
+        input,
+        output,
+        cost_usd: spent,
+    });
 }
 
 /// Whether OpenRouter answered from its response cache, which it bills at nothing.

@@ -194,12 +194,15 @@ fn panic_response(_panic: Box<dyn std::any::Any + Send + 'static>) -> Response {
 
 /// One structured line per request: route, status, time. Never the body, the query,
 /// the client's address or any header.
-async fn access_log(request: Request, next: Next) -> Response {
+async fn access_log(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().clone();
     // MatchedPath is an Arc<str>: cloning it costs no allocation.
     let route = request.extensions().get::<MatchedPath>().cloned();
     let id = request_id::of(request.extensions());
+    request
+        .extensions_mut()
+        .insert(request_id::RequestId(id.clone()));
     // Every line the request logs carries its id.
     let span = tracing::info_span!("request", request_id = id.to_str().unwrap_or_default());
     let mut response = next.run(request).instrument(span.clone()).await;
@@ -218,11 +221,7 @@ async fn access_log(request: Request, next: Next) -> Response {
     });
     let refused = response.extensions().get::<metrics::Refusal>().copied();
     metrics::request(route, status, latency_ms, refused);
-    // A handler that answered under an id of its own (the WebSocket emulation's
-    // `$connect`, whose log lines carry that event's id) keeps it.
-    if !response.headers().contains_key(request_id::REQUEST_ID) {
-        response.headers_mut().insert(request_id::REQUEST_ID, id);
-    }
+    response.headers_mut().insert(request_id::REQUEST_ID, id);
     response
 }
 

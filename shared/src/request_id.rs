@@ -17,6 +17,12 @@ static KEY: LazyLock<std::collections::hash_map::RandomState> =
     LazyLock::new(std::collections::hash_map::RandomState::new);
 static COUNTER: AtomicU64 = AtomicU64::new(0);
 
+/// The id the access log gave a request, in its extensions: a handler that hands the
+/// request on as an event of its own (the WebSocket emulation's `$connect`) names it
+/// by the same id, as API Gateway does.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub HeaderValue);
+
 /// The id of the request with these `extensions`.
 pub fn of(extensions: &Extensions) -> HeaderValue {
     let given = extensions
@@ -31,8 +37,13 @@ pub fn of(extensions: &Extensions) -> HeaderValue {
     given.unwrap_or_else(made)
 }
 
-/// A new id: 128 bits, as 32 hex digits, unique in this process and unguessable.
+/// A new id as a header value.
 pub fn made() -> HeaderValue {
+    HeaderValue::from_str(&fresh()).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// A new id: 128 bits, as 32 hex digits, unique in this process and unguessable.
+pub fn fresh() -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
     let half = |salt: u64| {
         let mut hasher = KEY.build_hasher();
@@ -40,8 +51,7 @@ pub fn made() -> HeaderValue {
         hasher.write_u64(salt);
         hasher.finish()
     };
-    let id = format!("{:016x}{:016x}", half(1), half(2));
-    HeaderValue::from_str(&id).unwrap_or(HeaderValue::from_static("0"))
+    format!("{:016x}{:016x}", half(1), half(2))
 }
 
 #[cfg(test)]

@@ -38,8 +38,8 @@ pub async fn resolve(config: Config) -> Result<Config, SecretError> {
 
 /// As [`resolve`], with `client` (tests hand in one for their local server).
 pub async fn resolve_with(mut config: Config, client: &Client) -> Result<Config, SecretError> {
-    let names = config.secrets.clone();
     let started = std::time::Instant::now();
+    let names = &config.secrets;
     let (api_key, hash_key) = tokio::join!(
         read(
             client,

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeSet;
 
-use llm_proxy_shared::metrics::{self, METRICS, Refusal};
+use llm_proxy_shared::metrics::{self, METRICS, Posted, Refusal};
 use llm_proxy_tests::template::{of_type, resources};
 use serde_json::{Value, json};
 
@@ -25,18 +25,8 @@ fn known_values(dimension: &str) -> Option<Vec<String>> {
     let words = |w: &[&str]| Some(w.iter().map(|s| (*s).to_owned()).collect());
     match dimension {
         metrics::STATUS_CLASS => words(&["1xx", "2xx", "3xx", "4xx", "5xx"]),
-        metrics::KIND => Some(
-            [
-                Refusal::RateLimit,
-                Refusal::SpendBudget,
-                Refusal::Validation,
-                Refusal::OverCapacity,
-            ]
-            .iter()
-            .map(|r| r.as_str().to_owned())
-            .collect(),
-        ),
-        metrics::OUTCOME => words(&["delivered", "gone", "throttled", "failed"]),
+        metrics::KIND => words(&Refusal::ALL.map(Refusal::as_str)),
+        metrics::OUTCOME => words(&Posted::ALL.map(Posted::as_str)),
         _ => None,
     }
 }

@@ -10,7 +10,6 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-
 use std::time::Duration;
 
 use llm_proxy_tests::ws::{WsClient, tungstenite};

@@ -11,6 +11,7 @@ use aws_sdk_apigatewaymanagement::error::SdkError;
 use aws_sdk_apigatewaymanagement::operation::delete_connection::DeleteConnectionError;
 use aws_sdk_apigatewaymanagement::operation::post_to_connection::PostToConnectionError;
 use aws_sdk_apigatewaymanagement::primitives::Blob;
+use llm_proxy_shared::metrics::Posted;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
@@ -111,10 +112,10 @@ impl Connections {
             .map(|_| ())
             .map_err(PostError::from);
         llm_proxy_shared::metrics::websocket_post(match &posted {
-            Ok(()) => "delivered",
-            Err(PostError::Gone) => "gone",
-            Err(PostError::Throttled) => "throttled",
-            Err(PostError::Failed(_)) => "failed",
+            Ok(()) => Posted::Delivered,
+            Err(PostError::Gone) => Posted::Gone,
+            Err(PostError::Throttled) => Posted::Throttled,
+            Err(PostError::Failed(_)) => Posted::Failed,
         });
         posted
     }

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use llm_proxy_shared::error::Chain;
-use llm_proxy_shared::websocket::message::frames;
+use llm_proxy_shared::websocket::message::{self, frames};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::connections::{Connections, PostError};
@@ -33,8 +34,10 @@ pub struct Outbox<'a> {
     connections: &'a Connections,
     endpoint: &'a str,
     connection_id: &'a str,
-    /// The request the messages belong to, named by split parts.
+    /// The request the messages belong to, named by split parts and errors.
     id: Option<&'a str>,
+    /// The client message's request id, named by errors.
+    request_id: &'a str,
     split_messages: u64,
     /// When the last message went out (heartbeats count from here).
     pub last_sent: Instant,
@@ -46,12 +49,14 @@ impl<'a> Outbox<'a> {
         endpoint: &'a str,
         connection_id: &'a str,
         id: Option<&'a str>,
+        request_id: &'a str,
     ) -> Self {
         Self {
             connections,
             endpoint,
             connection_id,
             id,
+            request_id,
             split_messages: 0,
             last_sent: Instant::now(),
         }
@@ -67,6 +72,12 @@ impl<'a> Outbox<'a> {
         }
         self.last_sent = Instant::now();
         Ok(())
+    }
+
+    /// Sends this request's `error` message: `error` is the object of `docs/errors.md`.
+    pub async fn error(&mut self, error: Value) -> Result<(), Stop> {
+        self.send(message::error(self.id, self.request_id, error))
+            .await
     }
 
     /// Ends the connection (after a `close` message).

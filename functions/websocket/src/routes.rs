@@ -32,7 +32,7 @@ fn client_ip(request: &ApiGatewayWebsocketProxyRequest) -> Result<ClientIp, ApiE
 pub fn request_id(request: &ApiGatewayWebsocketProxyRequest) -> String {
     match &request.request_context.request_id {
         Some(id) if !id.is_empty() => id.clone(),
-        _ => String::from_utf8_lossy(llm_proxy_shared::request_id::made().as_bytes()).into_owned(),
+        _ => llm_proxy_shared::request_id::fresh(),
     }
 }
 
@@ -122,7 +122,7 @@ pub async fn message(
         return json!({"statusCode": 400});
     };
     let endpoint = app.endpoint(request);
-    let mut outbox = Outbox::new(&app.connections, &endpoint, connection_id, None);
+    let mut outbox = Outbox::new(&app.connections, &endpoint, connection_id, None, request_id);
     let reply = match understand(request) {
         Err(Refusal { id, error }) => {
             // A refused message costs an invocation and a post like any other: counted.
@@ -131,15 +131,11 @@ pub async fn message(
                 Err(limited) => limited,
             };
             tracing::info!(route = "$default", error = %error, "message refused");
-            refused(&error);
-            message::error(id.as_deref(), request_id, error.error_object())
+            reject(id.as_deref(), request_id, &error)
         }
         Ok(ClientMessage::Ping) => match count(app, request, Scope::Http).await {
             Ok(()) => message::heartbeat(now_ms()),
-            Err(error) => {
-                refused(&error);
-                message::error(None, request_id, error.error_object())
-            }
+            Err(error) => reject(None, request_id, &error),
         },
         Ok(ClientMessage::Close { code, reason }) => {
             // The close message first, then the end of the connection.
@@ -156,8 +152,7 @@ pub async fn message(
                         status = error.status().as_u16(),
                         "inference refused"
                     );
-                    refused(&error);
-                    message::error(Some(&id), request_id, error.error_object())
+                    reject(Some(&id), request_id, &error)
                 }
                 Ok(reserved) => {
                     let job = Job {
@@ -241,11 +236,17 @@ pub fn chat_operation(stream: bool) -> &'static Operation {
     Operation::at(path).unwrap_or(&relay::OPERATIONS[0])
 }
 
-/// A refused message, in the `Refusals` metric as an HTTP refusal is.
+/// A refusal, in the `Refusals` metric as an HTTP refusal is.
 fn refused(error: &ApiError) {
     if let Some(refusal) = error.refusal() {
         llm_proxy_shared::metrics::refused(refusal);
     }
+}
+
+/// The `error` message refusing a client message, counted as a refusal.
+fn reject(id: Option<&str>, request_id: &str, error: &ApiError) -> String {
+    refused(error);
+    message::error(id, request_id, error.error_object())
 }
 
 /// Counts one message against the client's limits.

@@ -23,6 +23,13 @@ use crate::routes::chat_operation;
 use crate::{WebSocketApp, now_ms};
 
 pub async fn run(app: &WebSocketApp, job: Job) {
+    let mut outbox = Outbox::new(
+        &app.connections,
+        app.job_endpoint(&job),
+        &job.connection_id,
+        Some(&job.id),
+        &job.request_id,
+    );
     let key = format!("ws-request#{}#{}", job.connection_id, job.id);
     match app.state.rate_limiter.claim(&key, &job.message_id).await {
         Ok(Claim::New) => {}
@@ -38,19 +45,7 @@ pub async fn run(app: &WebSocketApp, job: Job) {
                 "id",
                 "This id is already in use on this connection; give each request its own",
             );
-            let mut outbox = Outbox::new(
-                &app.connections,
-                app.job_endpoint(&job),
-                &job.connection_id,
-                Some(&job.id),
-            );
-            let _ = outbox
-                .send(message::error(
-                    Some(&job.id),
-                    &job.request_id,
-                    error.error_object(),
-                ))
-                .await;
+            let _ = outbox.error(error.error_object()).await;
             return;
         }
         // Without the store a repeat cannot be told; answering beats staying silent.
@@ -58,12 +53,6 @@ pub async fn run(app: &WebSocketApp, job: Job) {
             tracing::warn!(error = %Chain(&error), "request not claimed; answering anyway")
         }
     }
-    let mut outbox = Outbox::new(
-        &app.connections,
-        app.job_endpoint(&job),
-        &job.connection_id,
-        Some(&job.id),
-    );
     let result = answer(app, &job, &mut outbox).await;
     match result {
         Ok(()) => tracing::info!(stream = job.stream, "inference answered over WebSocket"),
@@ -82,13 +71,7 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
             if let Some(reservation) = job.reserved.reservation.clone() {
                 app.state.rate_limiter.settle(reservation, 0.0).await;
             }
-            return outbox
-                .send(message::error(
-                    Some(id),
-                    &job.request_id,
-                    error.error_object(),
-                ))
-                .await;
+            return outbox.error(error.error_object()).await;
         }
     };
     let heartbeat = app.state.config.websocket.heartbeat_interval;
@@ -104,43 +87,23 @@ async fn answer(app: &WebSocketApp, job: &Job, outbox: &mut Outbox<'_>) -> Resul
     )
     .await?;
     match sent {
-        Err(error) => {
-            outbox
-                .send(message::error(
-                    Some(id),
-                    &job.request_id,
-                    error.error_object(),
-                ))
-                .await
-        }
+        Err(error) => outbox.error(error.error_object()).await,
         Ok(Answer::Complete(completion)) => match answer::complete(id, &completion.body) {
             Some(message) => outbox.send(message).await,
             None => {
                 let error = ApiError::from(llm_proxy_shared::error::UpstreamError::bad_gateway(
                     "OpenRouter's answer could not be read",
                 ));
-                outbox
-                    .send(message::error(
-                        Some(id),
-                        &job.request_id,
-                        error.error_object(),
-                    ))
-                    .await
+                outbox.error(error.error_object()).await
             }
         },
-        Ok(Answer::Stream(stream)) => relay(app, job, stream, outbox).await,
+        Ok(Answer::Stream(stream)) => relay(app, id, stream, outbox).await,
         // WebSocket messages carry chat only, which never answers in media bytes.
         Ok(Answer::Media(_)) => {
             let error = ApiError::from(llm_proxy_shared::error::UpstreamError::bad_gateway(
                 "OpenRouter answered with media, which a WebSocket message cannot carry",
             ));
-            outbox
-                .send(message::error(
-                    Some(id),
-                    &job.request_id,
-                    error.error_object(),
-                ))
-                .await
+            outbox.error(error.error_object()).await
         }
     }
 }
@@ -164,11 +127,10 @@ async fn with_heartbeats<T>(
 
 async fn relay(
     app: &WebSocketApp,
-    job: &Job,
+    id: &str,
     stream: Streamed,
     outbox: &mut Outbox<'_>,
 ) -> Result<(), Stop> {
-    let (id, request_id) = (job.id.as_str(), job.request_id.as_str());
     let settings = &app.state.config.websocket;
     let mut relay = stream.relay;
     let mut answer = StreamAnswer::new(id);
@@ -194,9 +156,7 @@ async fn relay(
                 if let Some(message) = answer.flush() {
                     outbox.send(message).await?;
                 }
-                return outbox
-                    .send(message::error(Some(id), request_id, failure.error_object()))
-                    .await;
+                return outbox.error(failure.error_object()).await;
             }
             // The relay ends after [DONE] (handled below) or after a failure.
             None => return outbox.send(answer.finish()).await,
@@ -219,9 +179,7 @@ async fn relay(
                     if let Some(message) = answer.flush() {
                         outbox.send(message).await?;
                     }
-                    return outbox
-                        .send(message::error(Some(id), request_id, error))
-                        .await;
+                    return outbox.error(error).await;
                 }
             }
         }

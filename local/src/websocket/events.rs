@@ -46,8 +46,14 @@ fn context(
         .unwrap_or_default()
 }
 
-/// `$connect`: the upgrade request's headers come along.
-pub fn connect(api: &Api, connection: &Connection<'_>, headers: &HeaderMap) -> Value {
+/// `$connect`: the upgrade request's headers come along, and its id (API Gateway's
+/// `$connect` carries the handshake's request id) when it has one.
+pub fn connect(
+    api: &Api,
+    connection: &Connection<'_>,
+    headers: &HeaderMap,
+    request_id: Option<&str>,
+) -> Value {
     let mut single = Map::new();
     let mut multi = Map::new();
     for name in headers.keys() {
@@ -63,6 +69,10 @@ pub fn connect(api: &Api, connection: &Connection<'_>, headers: &HeaderMap) -> V
         multi.insert(name.to_string(), Value::Array(values));
     }
     let mut context = context(api, connection, "$connect", "CONNECT", now());
+    if let Some(id) = request_id {
+        context.insert("requestId".into(), json!(id));
+        context.insert("extendedRequestId".into(), json!(id));
+    }
     if let Some(agent) = headers
         .get(http::header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
@@ -156,7 +166,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("user-agent", "wscat".parse().unwrap());
         for event in [
-            connect(&api(), &connection, &headers),
+            connect(&api(), &connection, &headers, Some("GXLJvFu1FiAFtGQ=")),
             message(&api(), &connection, "{\"type\":\"ping\"}".into(), false),
             disconnect(&api(), &connection, 1000, "bye"),
         ] {

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
+use axum::Extension;
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
@@ -15,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use http::{HeaderMap, StatusCode};
+use llm_proxy_shared::request_id::RequestId;
 use llm_proxy_shared::websocket::message::{FRAME_LIMIT, MESSAGE_LIMIT};
 use serde_json::Value;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -36,6 +38,7 @@ pub async fn upgrade(
     State(emulation): State<Arc<Emulation>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
+    request_id: Option<Extension<RequestId>>,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let id = random_id(15);
@@ -46,7 +49,14 @@ pub async fn upgrade(
     };
     let answer = emulation
         .app
-        .handle(events::connect(&emulation.api, &facts, &headers))
+        .handle(events::connect(
+            &emulation.api,
+            &facts,
+            &headers,
+            request_id
+                .as_ref()
+                .and_then(|Extension(RequestId(id))| id.to_str().ok()),
+        ))
         .await;
     if let Some(refusal) = refusal(&answer) {
         return refusal;

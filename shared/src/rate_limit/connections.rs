@@ -26,18 +26,20 @@ pub const SHARDS: u64 = 4;
 /// Claims outlive the longest connection.
 const CLAIM_SECS: u64 = 3 * 60 * 60;
 
+fn item_key(slot: u64, shard: u64) -> String {
+    format!("ws-open#{slot}#{shard}")
+}
+
 /// The item counting connections that opened at `connected_at_ms`.
 fn shard_key(connected_at_ms: u64) -> String {
-    let slot = connected_at_ms / SLOT_MS;
-    let shard = connected_at_ms % SHARDS;
-    format!("ws-open#{slot}#{shard}")
+    item_key(connected_at_ms / SLOT_MS, connected_at_ms % SHARDS)
 }
 
 /// Every item the open count sums at `now_ms`.
 fn summed_keys(now_ms: u64) -> Vec<String> {
     let current = now_ms / SLOT_MS;
     (current.saturating_sub(SLOTS_SUMMED - 1)..=current)
-        .flat_map(|slot| (0..SHARDS).map(move |shard| format!("ws-open#{slot}#{shard}")))
+        .flat_map(|slot| (0..SHARDS).map(move |shard| item_key(slot, shard)))
         .collect()
 }
 

@@ -39,6 +39,15 @@ pub enum Lease {
     Refused(Option<u64>),
 }
 
+impl Lease {
+    /// The day's total after the lease, granted or not, when the store could tell.
+    pub fn total(self) -> Option<u64> {
+        match self {
+            Self::Granted(total) | Self::Refused(total) => total,
+        }
+    }
+}
+
 /// What a store did with a claim on a key (a WebSocket request's `(connection, id)`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {

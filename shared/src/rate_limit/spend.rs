@@ -153,10 +153,7 @@ impl RateLimiter {
                     }
                 }
             };
-            let total = match leased {
-                Lease::Granted(total) | Lease::Refused(total) => total,
-            };
-            if let Some(total) = total {
+            if let Some(total) = leased.total() {
                 // What the store holds leased of the day: an alarm's early warning.
                 metrics::day_budget_used(total as f64 * 100.0 / self.day_budget as f64);
             }

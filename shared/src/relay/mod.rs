@@ -205,6 +205,8 @@ pub async fn send(
     // OpenRouter's time to answer goes out with the answer's tokens and cost: one metric
     // line per answer, not two (each line is a write to stdout).
     let upstream_ms = asked.elapsed().as_secs_f64() * 1000.0;
+    // What the answer cost is worked out to settle a reservation, or for the metrics.
+    let accounted = reservation.is_some() || metrics::enabled();
     let started = match started {
         Ok(started) => started,
         Err(error) => {
@@ -241,7 +243,6 @@ pub async fn send(
                 scrub: app.openrouter.scrubber(),
                 end: op.stream_end,
             };
-            let accounted = reservation.is_some() || metrics::enabled();
             let on_end: Option<OnEnd> = accounted.then(|| -> OnEnd {
                 Box::new(move |answered: Answered| {
                     Box::pin(async move {
@@ -263,7 +264,7 @@ pub async fn send(
             Ok(Answer::Stream(Streamed { relay, headers }))
         }
         Started::Complete(completion) => {
-            if reservation.is_some() || metrics::enabled() {
+            if accounted {
                 let (usage, answered_model) = cost::of_completion(&completion.body);
                 let (usage, answered_model) = (usage.as_ref(), answered_model.as_deref());
                 let spent = if cache_hit(&completion.headers) {
